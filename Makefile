@@ -1,0 +1,41 @@
+# llmscaler: see README.md. Everything here needs only Go; `make tools` builds the local stack's binaries.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+GOTEST_FLAGS ?= -count=1 -timeout 25m
+
+.PHONY: all tools build test vet dev-up dev-down dev-status clean
+
+all: build
+
+## tools: build the pinned binaries of the local stack into bin/ (first run: ~15 min; then seconds)
+tools:
+	@hack/tools.sh
+
+## build: build the llmscaler binary into bin/
+build:
+	$(GO) build -o $(BIN)/llmscaler ./cmd/llmscaler
+
+## vet: static checks
+vet:
+	$(GO) vet ./...
+
+## test: what CI runs: tools, vet, and every test (unit and against the real local stack)
+test: tools vet
+	$(GO) test $(GOTEST_FLAGS) ./...
+
+## dev-up: start the local stack (Temporal + Web UI, kwok cluster + metrics-server, Prometheus)
+dev-up: tools
+	$(GO) run ./internal/testbed/devstack up
+
+## dev-down: stop the local stack; no process of it keeps running
+dev-down:
+	$(GO) run ./internal/testbed/devstack down
+
+## dev-status: is the local stack running, and how to reach it
+dev-status:
+	$(GO) run ./internal/testbed/devstack status
+
+## clean: remove the stack state and the llmscaler binary (keeps the built tools)
+clean: dev-down
+	rm -rf .dev $(BIN)/llmscaler

@@ -1,0 +1,258 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/llmscaler/llmscaler/workflows"
+)
+
+// startTemporal starts the dev server with a SQLite file and our search attributes, and returns a function
+// that waits until it answers.
+func startTemporal(s *Stack, bins map[string]string, opts Options) (func(context.Context) error, error) {
+	port, err := portOrFree(opts.TemporalPort)
+	if err != nil {
+		return nil, err
+	}
+	if opts.TemporalPort != 0 {
+		if err := checkPortFree("Temporal", port); err != nil {
+			return nil, err
+		}
+	}
+	httpPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	metricsPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"server", "start-dev",
+		"--db-filename", filepath.Join(s.Dir, "temporal.db"),
+		"--ip", "127.0.0.1",
+		"--port", strconv.Itoa(port),
+		"--http-port", strconv.Itoa(httpPort),
+		"--metrics-port", strconv.Itoa(metricsPort),
+		"--log-level", "warn",
+	}
+	for _, sa := range workflows.SearchAttributeDefinitions {
+		args = append(args, "--search-attribute", sa.Name+"="+sa.Type)
+	}
+	uiPort := 0
+	if opts.UI {
+		if uiPort, err = portOrFree(opts.TemporalUIPort); err != nil {
+			return nil, err
+		}
+		if opts.TemporalUIPort != 0 {
+			if err := checkPortFree("Temporal UI", uiPort); err != nil {
+				return nil, err
+			}
+		}
+		args = append(args, "--ui-port", strconv.Itoa(uiPort))
+	} else {
+		args = append(args, "--headless")
+	}
+	if _, err := startDetached(s.Dir, "temporal", nil, bins["temporal"], args...); err != nil {
+		return nil, err
+	}
+	s.Temporal = Temporal{Address: "127.0.0.1:" + strconv.Itoa(port), Namespace: temporalNamespace}
+	if uiPort != 0 {
+		s.Temporal.UIURL = "http://127.0.0.1:" + strconv.Itoa(uiPort)
+	}
+	logFile := filepath.Join(s.Dir, "logs", "temporal.log")
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		// The HTTP API answers once the frontend and the namespace are up.
+		if err := waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/api/v1/namespaces/%s", httpPort, temporalNamespace), logFile); err != nil {
+			return fmt.Errorf("temporal dev server: %w", err)
+		}
+		if s.Temporal.UIURL != "" {
+			if err := waitHTTP(ctx, s.Temporal.UIURL+"/", logFile); err != nil {
+				return fmt.Errorf("temporal web UI: %w", err)
+			}
+		}
+		return nil
+	}, nil
+}
+
+// startPrometheus starts Prometheus with a file_sd scrape job over TargetsDir, and returns a function that
+// waits until it is ready.
+func startPrometheus(s *Stack, bins map[string]string, opts Options) (func(context.Context) error, error) {
+	port, err := portOrFree(opts.PrometheusPort)
+	if err != nil {
+		return nil, err
+	}
+	if opts.PrometheusPort != 0 {
+		if err := checkPortFree("Prometheus", port); err != nil {
+			return nil, err
+		}
+	}
+	promDir := filepath.Join(s.Dir, "prometheus")
+	targets := filepath.Join(promDir, "targets")
+	if err := os.MkdirAll(targets, 0o755); err != nil {
+		return nil, err
+	}
+	interval := opts.ScrapeInterval.String()
+	config := fmt.Sprintf(`# Written by internal/testbed.
+global:
+  scrape_interval: %[1]s
+  evaluation_interval: %[1]s
+scrape_configs:
+- job_name: targets
+  file_sd_configs:
+  - files: ['%[2]s/*.json']
+    refresh_interval: 2s
+`, interval, targets)
+	configFile := filepath.Join(promDir, "prometheus.yml")
+	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	if _, err := startDetached(s.Dir, "prometheus", nil, bins["prometheus"],
+		"--config.file="+configFile,
+		"--storage.tsdb.path="+filepath.Join(promDir, "data"),
+		"--storage.tsdb.retention.time=1d",
+		"--web.listen-address="+addr,
+		"--log.level=warn",
+	); err != nil {
+		return nil, err
+	}
+	s.Prometheus = Prometheus{URL: "http://" + addr, TargetsDir: targets}
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		return waitHTTP(ctx, s.Prometheus.URL+"/-/ready", filepath.Join(s.Dir, "logs", "prometheus.log"))
+	}, nil
+}
+
+// createCluster creates the kwok cluster with the binary runtime: every component a local process.
+func createCluster(ctx context.Context, s *Stack, root string, bins map[string]string, opts Options) error {
+	config, err := kwokctlConfig(root)
+	if err != nil {
+		return err
+	}
+	configFile := filepath.Join(s.Dir, "kwokctl.yaml")
+	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
+		return err
+	}
+	args := []string{"create", "cluster", "--name", opts.Name, "--runtime", "binary",
+		"--kube-apiserver-binary", bins["kube-apiserver"],
+		"--kube-controller-manager-binary", bins["kube-controller-manager"],
+		"--kube-scheduler-binary", bins["kube-scheduler"],
+		"--kwok-controller-binary", bins["kwok"],
+		"--etcd-binary", bins["etcd"],
+		"--enable", "metrics-server", "--metrics-server-binary", bins["metrics-server"],
+		"--kube-authorization",
+		"--kubeconfig", "",
+		"-c", configFile,
+		"--wait", "2m",
+	}
+	if opts.KubeAPIServerPort != 0 {
+		args = append(args, "--kube-apiserver-port", strconv.Itoa(opts.KubeAPIServerPort))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bins["kwokctl"], args...)
+	cmd.Env = append(os.Environ(), kwokEnv(s, root)...)
+	logFile := filepath.Join(s.Dir, "logs", "kwokctl.log")
+	out, err := cmd.CombinedOutput()
+	_ = os.WriteFile(logFile, out, 0o644)
+	if err != nil {
+		return fmt.Errorf("kwokctl create cluster: %v; see %s:\n%s", err, logFile, tail(string(out), 20))
+	}
+	s.Kube = Kube{Cluster: opts.Name, Kubeconfig: filepath.Join(s.Dir, "kwok", "clusters", opts.Name, "kubeconfig.yaml")}
+	if _, err := os.Stat(s.Kube.Kubeconfig); err != nil {
+		return fmt.Errorf("kwokctl made no kubeconfig at %s: %w", s.Kube.Kubeconfig, err)
+	}
+	return nil
+}
+
+// kwokEnv puts bin/ first on PATH (kwokctl runs `kubectl kustomize`) and keeps kwok's state in the stack.
+func kwokEnv(s *Stack, root string) []string {
+	return []string{
+		"KWOK_WORKDIR=" + filepath.Join(s.Dir, "kwok"),
+		"PATH=" + filepath.Join(root, "bin") + string(os.PathListSeparator) + os.Getenv("PATH"),
+	}
+}
+
+// kwokctlConfig assembles the kwokctl configuration: metrics-server's manifests (copied into bin/ by
+// `make tools`), the node and pod stages, and the resource-usage emulation (deploy/dev/kwok).
+func kwokctlConfig(root string) (string, error) {
+	manifests := filepath.Join(root, "bin", "metrics-server-manifests")
+	if _, err := os.Stat(filepath.Join(manifests, "kustomization.yaml")); err != nil {
+		return "", fmt.Errorf("metrics-server manifests are missing from %s: run `make tools`", manifests)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  metricsServerManifests:
+  - %s
+`, manifests)
+	for _, f := range []string{"stages-node.yaml", "stages-pod.yaml", "metrics.yaml"} {
+		data, err := os.ReadFile(filepath.Join(root, "deploy", "dev", "kwok", f))
+		if err != nil {
+			return "", err
+		}
+		b.WriteString("---\n")
+		b.Write(data)
+		b.WriteString("\n")
+	}
+	return b.String(), nil
+}
+
+// writeDownScript writes <dir>/down.sh, the one way a stack is stopped: by make dev-down, by Stack.Stop and
+// by the watchdog of a test binary that died. It is idempotent.
+func writeDownScript(s *Stack, bins map[string]string) error {
+	script := fmt.Sprintf(`#!/bin/bash
+# Stops the stack started in this folder. Written by internal/testbed; safe to run more than once.
+dir=%[1]q
+if [ -d "$dir/kwok/clusters/%[2]s" ]; then
+  KWOK_WORKDIR="$dir/kwok" %[3]q --name %[2]q delete cluster >>"$dir/logs/kwokctl-delete.log" 2>&1
+fi
+for f in "$dir"/pids/*; do
+  [ -f "$f" ] && kill -TERM -- "-$(cat "$f")" 2>/dev/null
+done
+i=0
+while [ $i -lt 150 ]; do
+  alive=0
+  for f in "$dir"/pids/*; do
+    [ -f "$f" ] && kill -0 -- "-$(cat "$f")" 2>/dev/null && alive=1
+  done
+  [ $alive = 0 ] && break
+  sleep 0.1
+  i=$((i+1))
+done
+for f in "$dir"/pids/*; do
+  [ -f "$f" ] || continue
+  kill -KILL -- "-$(cat "$f")" 2>/dev/null
+  rm -f "$f"
+done
+# Whatever kwokctl started and its own delete missed: every such process names the cluster's folder.
+for p in /proc/[0-9]*; do
+  if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "$dir/kwok/clusters/"; then
+    kill -KILL "${p#/proc/}" 2>/dev/null
+  fi
+done
+exit 0
+`, s.Dir, s.Name, bins["kwokctl"])
+	if err := os.MkdirAll(filepath.Join(s.Dir, "logs"), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.Dir, "down.sh"), []byte(script), 0o755)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

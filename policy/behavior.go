@@ -1,0 +1,224 @@
+package policy
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// State is what the HPA keeps in memory between evaluations, plus what our extensions need. The workflow
+// keeps it and carries it across continue-as-new; it stays small because old entries are trimmed.
+type State struct {
+	// Recommendations are the unstabilized recommendations of recent evaluations.
+	Recommendations []TimedRecommendation `json:"recommendations,omitempty"`
+	// ScaleUpEvents and ScaleDownEvents are the changes made, for the rate policies.
+	ScaleUpEvents   []ScaleEvent `json:"scaleUpEvents,omitempty"`
+	ScaleDownEvents []ScaleEvent `json:"scaleDownEvents,omitempty"`
+	// PanicUntil is when panic mode ends unless renewed.
+	PanicUntil time.Time `json:"panicUntil,omitempty"`
+	// LastActive is the last time the activation signal was above its threshold (scale to zero).
+	LastActive time.Time `json:"lastActive,omitempty"`
+}
+
+// TimedRecommendation is one evaluation's recommendation.
+type TimedRecommendation struct {
+	Replicas int32     `json:"replicas"`
+	Time     time.Time `json:"time"`
+}
+
+// ScaleEvent is one change of the replica count.
+type ScaleEvent struct {
+	Change int32     `json:"change"`
+	Time   time.Time `json:"time"`
+}
+
+// RecordScale notes a change of the replica count that was carried out, for the rate policies (the HPA's
+// storeScaleEvent, which runs only after a successful rescale).
+func (s *State) RecordScale(from, to int32, now time.Time) {
+	switch {
+	case to > from:
+		s.ScaleUpEvents = append(s.ScaleUpEvents, ScaleEvent{Change: to - from, Time: now})
+	case to < from:
+		s.ScaleDownEvents = append(s.ScaleDownEvents, ScaleEvent{Change: from - to, Time: now})
+	}
+}
+
+// trim drops what no window or policy period can reach any more.
+func (s *State) trim(spec Spec, now time.Time) {
+	b := spec.Behavior
+	window := time.Duration(max(*b.ScaleUp.StabilizationWindowSeconds, *b.ScaleDown.StabilizationWindowSeconds)) * time.Second
+	s.Recommendations = keepAfter(s.Recommendations, now.Add(-window), func(r TimedRecommendation) time.Time { return r.Time })
+	s.ScaleUpEvents = keepAfter(s.ScaleUpEvents, now.Add(-longestPeriod(b.ScaleUp)), func(e ScaleEvent) time.Time { return e.Time })
+	s.ScaleDownEvents = keepAfter(s.ScaleDownEvents, now.Add(-longestPeriod(b.ScaleDown)), func(e ScaleEvent) time.Time { return e.Time })
+}
+
+func keepAfter[T any](items []T, cutoff time.Time, at func(T) time.Time) []T {
+	out := items[:0:0]
+	for _, it := range items {
+		if at(it).After(cutoff) {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+func longestPeriod(r *ScalingRules) time.Duration {
+	var p int32
+	for _, pol := range r.Policies {
+		p = max(p, pol.PeriodSeconds)
+	}
+	return time.Duration(p) * time.Second
+}
+
+// stabilize is stabilizeRecommendationWithBehaviors: within the scale-up window take the lowest recent
+// recommendation, within the scale-down window the highest, and bring the current count between them. It
+// records the new (unstabilized) recommendation.
+func (s *State) stabilize(spec Spec, current, desired int32, now time.Time) (int32, Limit) {
+	b := spec.Behavior
+	upWindow := time.Duration(*b.ScaleUp.StabilizationWindowSeconds) * time.Second
+	downWindow := time.Duration(*b.ScaleDown.StabilizationWindowSeconds) * time.Second
+	upCutoff, downCutoff := now.Add(-upWindow), now.Add(-downWindow)
+	upRec, downRec := desired, desired
+	for _, r := range s.Recommendations {
+		if r.Time.After(upCutoff) {
+			upRec = min(upRec, r.Replicas)
+		}
+		if r.Time.After(downCutoff) {
+			downRec = max(downRec, r.Replicas)
+		}
+	}
+	rec := current
+	if rec < upRec {
+		rec = upRec
+	}
+	if rec > downRec {
+		rec = downRec
+	}
+	s.Recommendations = append(s.Recommendations, TimedRecommendation{Replicas: desired, Time: now})
+	var l Limit
+	if rec != desired {
+		if desired >= current {
+			l = Limit{Kind: LimitStabilization, From: desired, To: rec,
+				Detail: fmt.Sprintf("scale-up stabilization window %s: lowest recent recommendation is %d", upWindow, rec)}
+		} else {
+			l = Limit{Kind: LimitStabilization, From: desired, To: rec,
+				Detail: fmt.Sprintf("scale-down stabilization window %s: highest recent recommendation is %d", downWindow, rec)}
+		}
+	}
+	return rec, l
+}
+
+// applyRateAndBounds is convertDesiredReplicasWithBehaviorRate: the rate policies of the direction, then
+// min/max replicas.
+func (s *State) applyRateAndBounds(spec Spec, current, desired, minReplicas int32, now time.Time, skipUpPolicies bool) (int32, Limit) {
+	b := spec.Behavior
+	switch {
+	case desired > current:
+		upper := spec.MaxReplicas
+		kind, detail := LimitMaxReplicas, fmt.Sprintf("maxReplicas %d", spec.MaxReplicas)
+		if !skipUpPolicies {
+			limit, desc := scaleUpLimit(current, s.ScaleUpEvents, s.ScaleDownEvents, b.ScaleUp, now)
+			if limit < current {
+				limit = current
+			}
+			if upper > limit {
+				upper, kind, detail = limit, LimitScaleUpPolicy, "scale-up policy "+desc
+			}
+		}
+		if desired > upper {
+			return upper, Limit{Kind: kind, From: desired, To: upper, Detail: detail}
+		}
+	case desired < current:
+		limit, desc := scaleDownLimit(current, s.ScaleUpEvents, s.ScaleDownEvents, b.ScaleDown, now)
+		if limit > current {
+			limit = current
+		}
+		lower := minReplicas
+		kind, detail := LimitMinReplicas, fmt.Sprintf("minReplicas %d", minReplicas)
+		if lower < limit {
+			lower, kind, detail = limit, LimitScaleDownPolicy, "scale-down policy "+desc
+		}
+		if desired < lower {
+			return lower, Limit{Kind: kind, From: desired, To: lower, Detail: detail}
+		}
+	}
+	return desired, Limit{}
+}
+
+func changeInPeriod(periodSeconds int32, events []ScaleEvent, now time.Time) int32 {
+	cutoff := now.Add(-time.Duration(periodSeconds) * time.Second)
+	var n int32
+	for _, e := range events {
+		if e.Time.After(cutoff) {
+			n += e.Change
+		}
+	}
+	return n
+}
+
+// scaleUpLimit is calculateScaleUpLimitWithScalingRules; it also describes the policy that set the limit.
+func scaleUpLimit(current int32, up, down []ScaleEvent, rules *ScalingRules, now time.Time) (int32, string) {
+	sel := *rules.SelectPolicy
+	if sel == SelectDisabled {
+		return current, "Disabled"
+	}
+	result, pick := int32(math.MinInt32), func(a, b int32) bool { return b > a }
+	if sel == SelectMin {
+		result, pick = math.MaxInt32, func(a, b int32) bool { return b < a }
+	}
+	var desc string
+	for _, pol := range rules.Policies {
+		start := current - changeInPeriod(pol.PeriodSeconds, up, now) + changeInPeriod(pol.PeriodSeconds, down, now)
+		var proposed int32
+		switch pol.Type {
+		case PodsPolicy:
+			proposed = clamp32(int64(start) + int64(pol.Value))
+		case PercentPolicy:
+			// Rounded up, or a small count could never grow.
+			proposed = ceilReplicas(float64(start) * (1 + float64(pol.Value)/100))
+		}
+		if pick(result, proposed) {
+			result, desc = proposed, policyText(pol, start)
+		}
+	}
+	return result, desc
+}
+
+// scaleDownLimit is calculateScaleDownLimitWithBehaviors.
+func scaleDownLimit(current int32, up, down []ScaleEvent, rules *ScalingRules, now time.Time) (int32, string) {
+	sel := *rules.SelectPolicy
+	if sel == SelectDisabled {
+		return current, "Disabled"
+	}
+	result, pick := int32(math.MaxInt32), func(a, b int32) bool { return b < a }
+	if sel == SelectMin {
+		result, pick = math.MinInt32, func(a, b int32) bool { return b > a }
+	}
+	var desc string
+	for _, pol := range rules.Policies {
+		start := current - changeInPeriod(pol.PeriodSeconds, up, now) + changeInPeriod(pol.PeriodSeconds, down, now)
+		var proposed int32
+		switch pol.Type {
+		case PodsPolicy:
+			proposed = clamp32(int64(start) - int64(pol.Value))
+		case PercentPolicy:
+			proposed = clamp32(int64(float64(start) * (1 - float64(pol.Value)/100)))
+		}
+		if pick(result, proposed) {
+			result, desc = proposed, policyText(pol, start)
+		}
+	}
+	return result, desc
+}
+
+func policyText(p ScalingPolicy, start int32) string {
+	unit := " pods"
+	if p.Type == PercentPolicy {
+		unit = "%"
+	}
+	return fmt.Sprintf("%d%s per %ds (from %d at the period's start)", p.Value, unit, p.PeriodSeconds, start)
+}
+
+func clamp32(v int64) int32 {
+	return int32(min(max(v, math.MinInt32), math.MaxInt32))
+}

@@ -1,0 +1,378 @@
+package policy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Input is one evaluation's input besides the state and the clock.
+type Input struct {
+	Spec        Spec        `json:"spec"`
+	Observation Observation `json:"observation"`
+	Overrides   Overrides   `json:"overrides,omitempty"`
+}
+
+// Overrides are an operator's manual instructions in force (bounds and targets are applied to the spec
+// by the caller; these two change the outcome itself).
+type Overrides struct {
+	Paused      bool      `json:"paused,omitempty"`
+	PauseReason string    `json:"pauseReason,omitempty"`
+	Pinned      *int32    `json:"pinned,omitempty"`
+	PinnedUntil time.Time `json:"pinnedUntil,omitempty"`
+}
+
+// LimitKind names what bounded a decision.
+type LimitKind string
+
+const (
+	LimitReplicaBounds   LimitKind = "replica-bounds"
+	LimitMaxReplicas     LimitKind = "max-replicas"
+	LimitMinReplicas     LimitKind = "min-replicas"
+	LimitStabilization   LimitKind = "stabilization-window"
+	LimitScaleUpPolicy   LimitKind = "scale-up-policy"
+	LimitScaleDownPolicy LimitKind = "scale-down-policy"
+	LimitInvalidMetric   LimitKind = "invalid-metric"
+	LimitPanicHold       LimitKind = "panic-hold"
+	LimitScaleToZero     LimitKind = "scale-to-zero"
+	LimitDisabled        LimitKind = "autoscaling-disabled"
+	LimitNodeGroupMax    LimitKind = "node-group-max"
+	LimitPaused          LimitKind = "paused"
+	LimitPinned          LimitKind = "pinned"
+)
+
+// Limit is one step that changed (or held) the recommendation, from From to To.
+type Limit struct {
+	Kind   LimitKind `json:"kind"`
+	From   int32     `json:"from"`
+	To     int32     `json:"to"`
+	Detail string    `json:"detail"`
+}
+
+// Decision is the result of one evaluation and the record of why.
+type Decision struct {
+	Time time.Time `json:"time"`
+	// CurrentReplicas is the Deployment's spec.replicas; Committed adds the action under way.
+	CurrentReplicas   int32 `json:"currentReplicas"`
+	CommittedReplicas int32 `json:"committedReplicas"`
+	ReadyReplicas     int32 `json:"readyReplicas"`
+	// ComingReplicas are replicas asked for but not yet ready (pending pods, a scale-out under way).
+	ComingReplicas int32 `json:"comingReplicas"`
+	// ComingNodes are nodes requested but not yet Ready with GPUs allocatable.
+	ComingNodes int32            `json:"comingNodes"`
+	Metrics     []MetricProposal `json:"metrics,omitempty"`
+	// Proposal is the max over valid metric proposals (before windows, policies and bounds).
+	Proposal int32   `json:"proposal"`
+	Panic    bool    `json:"panic,omitempty"`
+	Limits   []Limit `json:"limits,omitempty"`
+	// DesiredReplicas is the outcome.
+	DesiredReplicas int32      `json:"desiredReplicas"`
+	Action          ActionKind `json:"action,omitempty"`
+	Nodes           NodePlan   `json:"nodes"`
+	Summary         string     `json:"summary"`
+}
+
+// Evaluate decides the replica count and node plan. It updates st (the recommendation history and the
+// panic and idle clocks) and never does I/O; now is the evaluation time.
+func Evaluate(in Input, st *State, now time.Time) Decision {
+	spec := in.Spec.WithDefaults()
+	obs := in.Observation
+	st.trim(spec, now)
+
+	d := Decision{Time: now, CurrentReplicas: obs.SpecReplicas, ReadyReplicas: int32(readyPodCount(obs.Pods))}
+	committed := obs.SpecReplicas
+	if ip := obs.InProgress; ip != nil && ip.Kind != NoAction {
+		committed = ip.TargetReplicas
+	}
+	d.CommittedReplicas = committed
+	d.ComingReplicas = max(committed-d.ReadyReplicas, 0)
+	// Nodes requested but not serving yet: the group's requested size less the serving nodes and the
+	// nodes on their way out.
+	leaving, serving := int32(0), int32(0)
+	for _, n := range obs.Nodes {
+		switch {
+		case n.Cordoned || n.Deleting:
+			leaving++
+		case n.Serving():
+			serving++
+		}
+	}
+	d.ComingNodes = max(obs.Group.Desired-serving-leaving, 0)
+
+	desired := d.decideReplicas(spec, obs, st, committed, now)
+
+	// The node group's max bounds what can actually run: more replicas would stay Pending.
+	if capacity := replicaCapacity(spec, obs); obs.Group.Max > 0 && desired > capacity && desired > committed {
+		d.limit(LimitNodeGroupMax, desired, max(capacity, committed),
+			fmt.Sprintf("node group %s holds at most %d nodes x %d replicas", obs.Group.Name, obs.Group.Max, podsPerNode(spec, obs)))
+		desired = max(capacity, committed)
+	}
+	desired = d.applyOverrides(in.Overrides, committed, desired, now)
+
+	d.DesiredReplicas = desired
+	d.Nodes = planNodes(spec, obs, committed, desired)
+	switch {
+	case desired > committed || d.Nodes.Add > 0:
+		d.Action = ScaleOut
+	case desired < committed || len(d.Nodes.Victims) > 0:
+		d.Action = ScaleIn
+	}
+	if in.Overrides.Paused {
+		d.Action = NoAction
+	}
+	d.Summary = d.summarize()
+	return d
+}
+
+// decideReplicas runs the HPA's reconcile step and our extensions, recording limits as it goes.
+func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current int32, now time.Time) int32 {
+	z := spec.ScaleToZero
+	activationKnown := obs.Activation != nil
+	if z != nil {
+		if st.LastActive.IsZero() || (activationKnown && *obs.Activation > z.ActivationThreshold) {
+			st.LastActive = now
+		}
+	}
+	if current == 0 {
+		if z == nil {
+			d.limit(LimitDisabled, 0, 0, "the Deployment is at 0 replicas and scale to zero is off: autoscaling is disabled, as with the HPA")
+			return 0
+		}
+		if activationKnown && *obs.Activation > z.ActivationThreshold {
+			want := max(spec.MinReplicas, 1)
+			for _, m := range spec.Metrics {
+				if m.Type == ExternalMetric || m.Type == ObjectMetric {
+					p := computeMetric(d.calcInput(spec, obs, 0, now), m, findReading(obs, m.Name()))
+					d.Metrics = append(d.Metrics, p)
+					if p.Invalid == "" {
+						want = max(want, p.Replicas)
+					}
+				}
+			}
+			want = min(want, spec.MaxReplicas)
+			d.Proposal = want
+			d.limit(LimitScaleToZero, 0, want, fmt.Sprintf("woken from zero: %s is %s, above %s",
+				z.Activation.Name, formatNumber(*obs.Activation), formatNumber(z.ActivationThreshold)))
+			return want
+		}
+		reading := "unknown"
+		if activationKnown {
+			reading = formatNumber(*obs.Activation)
+		}
+		d.limit(LimitScaleToZero, 0, 0, fmt.Sprintf("scaled to zero: %s is %s, not above %s", z.Activation.Name, reading, formatNumber(z.ActivationThreshold)))
+		return 0
+	}
+	if current > spec.MaxReplicas {
+		d.Proposal = spec.MaxReplicas
+		d.limit(LimitReplicaBounds, current, spec.MaxReplicas, fmt.Sprintf("current %d is above maxReplicas %d", current, spec.MaxReplicas))
+		return spec.MaxReplicas
+	}
+	if current < spec.MinReplicas {
+		d.Proposal = spec.MinReplicas
+		d.limit(LimitReplicaBounds, current, spec.MinReplicas, fmt.Sprintf("current %d is below minReplicas %d", current, spec.MinReplicas))
+		return spec.MinReplicas
+	}
+
+	// computeReplicasForMetrics: the max over metrics; an invalid metric forbids a scale-down.
+	in := d.calcInput(spec, obs, current, now)
+	var proposal int32
+	invalid := 0
+	var firstInvalid string
+	for _, m := range spec.Metrics {
+		p := computeMetric(in, m, findReading(obs, m.Name()))
+		d.Metrics = append(d.Metrics, p)
+		if p.Invalid != "" {
+			if invalid == 0 {
+				firstInvalid = fmt.Sprintf("%s: %s", p.Name, p.Invalid)
+			}
+			invalid++
+			continue
+		}
+		if proposal == 0 || p.Replicas > proposal {
+			proposal = p.Replicas
+		}
+	}
+	d.Proposal = proposal
+	if invalid >= len(spec.Metrics) {
+		d.limit(LimitInvalidMetric, current, current, "no metric could be read ("+firstInvalid+"): keeping the current count")
+		return current
+	}
+	if invalid > 0 && proposal < current {
+		d.limit(LimitInvalidMetric, proposal, current, "metric "+firstInvalid+": no scale-down while a metric is invalid")
+		return current
+	}
+
+	panicking := false
+	if pc := spec.Panic; pc != nil {
+		ready := float64(d.ReadyReplicas)
+		if ready > 0 && float64(proposal)/ready >= pc.Threshold {
+			st.PanicUntil = now.Add(pc.Hold.D())
+		}
+		panicking = now.Before(st.PanicUntil)
+		d.Panic = panicking
+	}
+
+	stabilized, l := st.stabilize(spec, current, proposal, now)
+	if panicking && proposal > stabilized {
+		// A burst cannot wait for the scale-up window.
+		stabilized = proposal
+	} else if l.Kind != "" {
+		d.Limits = append(d.Limits, l)
+	}
+	if panicking && stabilized < current {
+		d.limit(LimitPanicHold, stabilized, current, fmt.Sprintf("panic mode until %s: no scale-down", st.PanicUntil.UTC().Format(time.TimeOnly)))
+		stabilized = current
+	}
+	desired, l := st.applyRateAndBounds(spec, current, stabilized, spec.MinReplicas, now, panicking)
+	if l.Kind != "" {
+		d.Limits = append(d.Limits, l)
+	}
+
+	if z != nil && !panicking && activationKnown && now.Sub(st.LastActive) >= z.Idle.D() {
+		d.limit(LimitScaleToZero, desired, 0, fmt.Sprintf("idle since %s (%s at or below %s for %s): scaling to zero",
+			st.LastActive.UTC().Format(time.TimeOnly), z.Activation.Name, formatNumber(z.ActivationThreshold), z.Idle))
+		return 0
+	}
+	return desired
+}
+
+func (d *Decision) applyOverrides(o Overrides, current, desired int32, now time.Time) int32 {
+	if o.Pinned != nil && now.Before(o.PinnedUntil) {
+		d.limit(LimitPinned, desired, *o.Pinned, fmt.Sprintf("pinned by an operator to %d until %s", *o.Pinned, o.PinnedUntil.UTC().Format(time.DateTime)))
+		desired = *o.Pinned
+	}
+	if o.Paused {
+		reason := o.PauseReason
+		if reason == "" {
+			reason = "no reason given"
+		}
+		d.limit(LimitPaused, desired, current, "paused by an operator: "+reason)
+		desired = current
+	}
+	return desired
+}
+
+func (d *Decision) calcInput(spec Spec, obs Observation, current int32, now time.Time) calcInput {
+	b := spec.Behavior
+	return calcInput{
+		pods: obs.Pods, current: current, now: now,
+		tol:            tolerances{up: *b.ScaleUp.Tolerance, down: *b.ScaleDown.Tolerance},
+		initPeriod:     spec.CPUInitializationPeriod.D(),
+		readinessDelay: spec.InitialReadinessDelay.D(),
+	}
+}
+
+func (d *Decision) limit(kind LimitKind, from, to int32, detail string) {
+	d.Limits = append(d.Limits, Limit{Kind: kind, From: from, To: to, Detail: detail})
+}
+
+func findReading(obs Observation, name string) *MetricReading {
+	for i := range obs.Metrics {
+		if obs.Metrics[i].Name == name {
+			return &obs.Metrics[i]
+		}
+	}
+	return nil
+}
+
+// summarize writes the one human sentence: "3 -> 5: queue_length 14.2 per pod vs target 5 per pod;
+// capped by scale-up policy 100% per 15s".
+func (d *Decision) summarize() string {
+	var b strings.Builder
+	from := strconv.Itoa(int(d.CurrentReplicas))
+	if d.CommittedReplicas != d.CurrentReplicas {
+		from = fmt.Sprintf("%d (%d after the action under way)", d.CurrentReplicas, d.CommittedReplicas)
+	}
+	fmt.Fprintf(&b, "%s -> %d", from, d.DesiredReplicas)
+	var reasons []string
+	if m, ok := d.drivingMetric(); ok {
+		switch {
+		case m.WithinTolerance:
+			reasons = append(reasons, fmt.Sprintf("%s %s vs target %s is within tolerance (ratio %.2f)", m.Name, m.currentText(), m.Target, m.Ratio))
+		default:
+			reasons = append(reasons, fmt.Sprintf("%s %s vs target %s (ratio %.2f) proposes %d", m.Name, m.currentText(), m.Target, m.Ratio, m.Replicas))
+		}
+		if m.Note != "" {
+			reasons = append(reasons, m.Note)
+		}
+	}
+	for _, m := range d.Metrics {
+		if m.Invalid != "" {
+			reasons = append(reasons, fmt.Sprintf("%s unreadable (%s)", m.Name, m.Invalid))
+		}
+	}
+	if d.Panic {
+		reasons = append(reasons, "panic mode")
+	}
+	for _, l := range d.Limits {
+		if l.From == l.To && l.Kind != LimitInvalidMetric && l.Kind != LimitDisabled && l.Kind != LimitScaleToZero {
+			continue
+		}
+		reasons = append(reasons, limitVerb(l)+l.Detail)
+	}
+	if d.ComingReplicas > 0 || d.ComingNodes > 0 {
+		reasons = append(reasons, fmt.Sprintf("on its way: %d replica(s), %d node(s)", d.ComingReplicas, d.ComingNodes))
+	}
+	if d.Nodes.Add > 0 {
+		reasons = append(reasons, fmt.Sprintf("add %d node(s) (%d -> %d)", d.Nodes.Add, d.Nodes.Requested, d.Nodes.Target))
+	}
+	if len(d.Nodes.Victims) > 0 {
+		names := make([]string, len(d.Nodes.Victims))
+		for i, v := range d.Nodes.Victims {
+			names[i] = v.Node + " (" + v.Reason + ")"
+		}
+		reasons = append(reasons, "remove "+strings.Join(names, ", "))
+	}
+	if len(reasons) > 0 {
+		b.WriteString(": ")
+		b.WriteString(strings.Join(reasons, "; "))
+	}
+	return b.String()
+}
+
+func limitVerb(l Limit) string {
+	switch {
+	case l.Kind == LimitPaused || l.Kind == LimitPinned || l.Kind == LimitScaleToZero || l.Kind == LimitDisabled || l.Kind == LimitInvalidMetric:
+		return ""
+	case l.To < l.From:
+		return fmt.Sprintf("capped at %d by ", l.To)
+	case l.To > l.From:
+		return fmt.Sprintf("held at %d by ", l.To)
+	}
+	return ""
+}
+
+// drivingMetric is the valid metric whose proposal won (the first one at the max).
+func (d *Decision) drivingMetric() (MetricProposal, bool) {
+	var best MetricProposal
+	found := false
+	for _, m := range d.Metrics {
+		if m.Invalid != "" {
+			continue
+		}
+		if !found || m.Replicas > best.Replicas {
+			best, found = m, true
+		}
+	}
+	return best, found
+}
+
+func (m MetricProposal) currentText() string {
+	switch {
+	case m.Type == ResourceMetric && strings.HasSuffix(m.Target, "of request"):
+		return fmt.Sprintf("%s%% of request", formatNumber(m.Current))
+	case m.Type == ResourceMetric || m.Type == PodsMetric:
+		return formatNumber(m.Current) + " per pod"
+	}
+	return formatNumber(m.Current)
+}
+
+// formatNumber prints at most three decimals and no trailing zeros: 14.2, 0.5, 3.
+func formatNumber(v float64) string {
+	s := strconv.FormatFloat(v, 'f', 3, 64)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
+}

@@ -1,0 +1,435 @@
+package policy
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The per-metric replica calculation of the HPA (replica_calculator.go). Values are handled in milli-units
+// with integer averages, as the HPA does, so that results match it to the replica.
+
+// MetricProposal is what one metric proposes, and why.
+type MetricProposal struct {
+	Name   string           `json:"name"`
+	Type   MetricSourceType `json:"type"`
+	Target string           `json:"target"`
+	// Current is the metric's value in the target's terms: utilization in percent, the per-pod average,
+	// or the object's or external value.
+	Current float64 `json:"current"`
+	// Ratio is current over target (the usage ratio).
+	Ratio           float64 `json:"ratio"`
+	WithinTolerance bool    `json:"withinTolerance"`
+	// Replicas is the proposal; meaningful unless Invalid is set.
+	Replicas    int32 `json:"replicas"`
+	ReadyPods   int   `json:"readyPods,omitempty"`
+	MissingPods int   `json:"missingPods,omitempty"`
+	UnreadyPods int   `json:"unreadyPods,omitempty"`
+	IgnoredPods int   `json:"ignoredPods,omitempty"`
+	// RecomputedRatio is the ratio after counting missing and unready pods, when that step ran.
+	RecomputedRatio *float64 `json:"recomputedRatio,omitempty"`
+	// Note explains a proposal that differs from plain ceil(ratio x pods).
+	Note string `json:"note,omitempty"`
+	// Invalid says why the metric gave no proposal.
+	Invalid string `json:"invalid,omitempty"`
+}
+
+type tolerances struct{ up, down float64 }
+
+func (t tolerances) within(ratio float64) bool {
+	return (1.0-t.down) <= ratio && ratio <= (1.0+t.up)
+}
+
+// milli converts to milli-units, saturating instead of overflowing on absurd values.
+func milli(v float64) int64 {
+	m := math.Round(v * 1000)
+	switch {
+	case m != m:
+		return 0
+	case m >= math.MaxInt64/1024:
+		return math.MaxInt64 / 1024
+	case m <= -math.MaxInt64/1024:
+		return -math.MaxInt64 / 1024
+	}
+	return int64(m)
+}
+
+// ceilReplicas is int32(math.Ceil(x)) that saturates rather than wrapping on huge or undefined ratios.
+func ceilReplicas(x float64) int32 {
+	c := math.Ceil(x)
+	switch {
+	case c != c || c <= 0:
+		return 0
+	case c >= math.MaxInt32:
+		return math.MaxInt32
+	}
+	return int32(c)
+}
+
+// podGroups sorts pods the way the HPA's groupPods does.
+type podGroups struct {
+	ready   int
+	unready []string
+	missing []string
+	ignored []string
+}
+
+// groupPods: deleting and failed pods are ignored, pending pods are ignored, pods without a sample are
+// missing; for CPU only, pods not yet ready (or whose sample predates a full window of readiness while
+// they initialise) are unready.
+func groupPods(pods []Pod, samples map[string]PodSample, cpu bool, now time.Time, initPeriod, readinessDelay time.Duration) podGroups {
+	var g podGroups
+	for _, p := range pods {
+		if p.Deleting || p.Phase == PodFailed {
+			g.ignored = append(g.ignored, p.Name)
+			continue
+		}
+		if p.Phase == PodPending {
+			g.ignored = append(g.ignored, p.Name)
+			continue
+		}
+		sample, found := samples[p.Name]
+		if !found {
+			g.missing = append(g.missing, p.Name)
+			continue
+		}
+		if cpu {
+			var unready bool
+			if p.ReadyChanged.IsZero() || p.StartTime.IsZero() {
+				unready = true
+			} else if p.StartTime.Add(initPeriod).After(now) {
+				unready = !p.Ready || sample.Timestamp.Before(p.ReadyChanged.Add(sample.Window.D()))
+			} else {
+				unready = !p.Ready && p.StartTime.Add(readinessDelay).After(p.ReadyChanged)
+			}
+			if unready {
+				g.unready = append(g.unready, p.Name)
+				continue
+			}
+		}
+		g.ready++
+	}
+	return g
+}
+
+// readyPodCount counts Running and Ready pods (the HPA's getReadyPodsCount, for Object and External).
+func readyPodCount(pods []Pod) int {
+	n := 0
+	for _, p := range pods {
+		if p.Phase == PodRunning && p.Ready {
+			n++
+		}
+	}
+	return n
+}
+
+// sampleMap keys the samples of known pods by pod name. Samples of pods not in the list (a deleted pod's
+// stale series) are dropped: the HPA never sees them because the metrics API lists by selector.
+func sampleMap(pods []Pod, samples []PodSample) map[string]PodSample {
+	known := make(map[string]bool, len(pods))
+	for _, p := range pods {
+		known[p.Name] = true
+	}
+	m := make(map[string]PodSample, len(samples))
+	for _, s := range samples {
+		if known[s.Pod] {
+			m[s.Pod] = s
+		}
+	}
+	return m
+}
+
+// sortedKeys gives map keys in a fixed order, so every sum is computed the same way each time.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+type calcInput struct {
+	pods           []Pod
+	current        int32 // spec replicas
+	tol            tolerances
+	now            time.Time
+	initPeriod     time.Duration
+	readinessDelay time.Duration
+}
+
+// plainMetricReplicas is calcPlainMetricReplicas: the average of per-pod values against a per-pod target.
+// For Resource AverageValue on cpu, the unready rules apply.
+func plainMetricReplicas(in calcInput, reading MetricReading, targetMilli int64, cpu bool, p *MetricProposal) {
+	metrics := map[string]int64{}
+	samples := sampleMap(in.pods, reading.Pods)
+	for name, s := range samples {
+		metrics[name] = milli(s.Value)
+	}
+	g := groupPods(in.pods, samples, cpu, in.now, in.initPeriod, in.readinessDelay)
+	p.ReadyPods, p.MissingPods, p.UnreadyPods, p.IgnoredPods = g.ready, len(g.missing), len(g.unready), len(g.ignored)
+	for _, n := range g.ignored {
+		delete(metrics, n)
+	}
+	for _, n := range g.unready {
+		delete(metrics, n)
+	}
+	if len(metrics) == 0 {
+		p.Invalid = "no samples for the pods (they may be unready)"
+		return
+	}
+	usageRatio, usage := averageRatio(metrics, targetMilli)
+	p.Current, p.Ratio = float64(usage)/1000, usageRatio
+
+	scaleUpWithUnready := len(g.unready) > 0 && usageRatio > 1.0
+	if !scaleUpWithUnready && len(g.missing) == 0 {
+		if in.tol.within(usageRatio) {
+			p.WithinTolerance, p.Replicas = true, in.current
+			return
+		}
+		p.Replicas = ceilReplicas(usageRatio * float64(g.ready))
+		return
+	}
+	if len(g.missing) > 0 {
+		// On a scale-down, missing pods count as at target; on a scale-up, as idle.
+		fallback := int64(0)
+		if usageRatio < 1.0 {
+			fallback = targetMilli
+		}
+		for _, n := range g.missing {
+			metrics[n] = fallback
+		}
+	}
+	if scaleUpWithUnready {
+		for _, n := range g.unready {
+			metrics[n] = 0
+		}
+	}
+	newRatio, _ := averageRatio(metrics, targetMilli)
+	recomputed(p, in, usageRatio, newRatio, len(metrics))
+}
+
+// recomputed finishes a calculation after missing and unready pods were filled in: no change when the new
+// ratio is within tolerance or flips direction, and never a move against the ratio's direction.
+func recomputed(p *MetricProposal, in calcInput, usageRatio, newRatio float64, count int) {
+	p.RecomputedRatio = &newRatio
+	if in.tol.within(newRatio) || (usageRatio < 1.0 && newRatio > 1.0) || (usageRatio > 1.0 && newRatio < 1.0) {
+		p.WithinTolerance, p.Replicas = in.tol.within(newRatio), in.current
+		p.Note = fmt.Sprintf("counting %d missing and %d unready pods moves the ratio to %.3f: keeping %d", p.MissingPods, p.UnreadyPods, newRatio, in.current)
+		return
+	}
+	n := ceilReplicas(newRatio * float64(count))
+	if (newRatio < 1.0 && n > in.current) || (newRatio > 1.0 && n < in.current) {
+		p.Replicas = in.current
+		p.Note = fmt.Sprintf("recomputed proposal %d goes against the ratio %.3f: keeping %d", n, newRatio, in.current)
+		return
+	}
+	p.Replicas = n
+	if p.MissingPods+p.UnreadyPods > 0 {
+		p.Note = fmt.Sprintf("recomputed over %d pods, counting %d missing and %d unready", count, p.MissingPods, p.UnreadyPods)
+	}
+}
+
+// averageRatio is GetMetricUsageRatio: integer average over the pods, divided by the target.
+func averageRatio(metrics map[string]int64, targetMilli int64) (float64, int64) {
+	var total int64
+	for _, n := range sortedKeys(metrics) {
+		total += metrics[n]
+	}
+	avg := total / int64(len(metrics))
+	return float64(avg) / float64(targetMilli), avg
+}
+
+// resourceUtilizationReplicas is GetResourceReplicas: utilization of the pods' requests.
+func resourceUtilizationReplicas(in calcInput, reading MetricReading, resource string, targetUtil int32, p *MetricProposal) {
+	requests := map[string]int64{}
+	for _, pod := range in.pods {
+		r := pod.CPURequest
+		if resource == "memory" {
+			r = pod.MemoryRequest
+		}
+		if r <= 0 {
+			p.Invalid = fmt.Sprintf("missing request for %s in pod %s", resource, pod.Name)
+			return
+		}
+		requests[pod.Name] = milli(r)
+	}
+	if len(in.pods) == 0 {
+		p.Invalid = "no pods to measure"
+		return
+	}
+	samples := sampleMap(in.pods, reading.Pods)
+	metrics := map[string]int64{}
+	for name, s := range samples {
+		metrics[name] = milli(s.Value)
+	}
+	g := groupPods(in.pods, samples, resource == "cpu", in.now, in.initPeriod, in.readinessDelay)
+	p.ReadyPods, p.MissingPods, p.UnreadyPods, p.IgnoredPods = g.ready, len(g.missing), len(g.unready), len(g.ignored)
+	for _, n := range g.ignored {
+		delete(metrics, n)
+	}
+	for _, n := range g.unready {
+		delete(metrics, n)
+	}
+	if len(metrics) == 0 {
+		p.Invalid = "no samples for the pods (they may be unready)"
+		return
+	}
+	usageRatio, util, ok := utilizationRatio(metrics, requests, targetUtil)
+	if !ok {
+		p.Invalid = "no samples matched pods with requests"
+		return
+	}
+	p.Current, p.Ratio = float64(util), usageRatio
+
+	scaleUpWithUnready := len(g.unready) > 0 && usageRatio > 1.0
+	if !scaleUpWithUnready && len(g.missing) == 0 {
+		if in.tol.within(usageRatio) {
+			p.WithinTolerance, p.Replicas = true, in.current
+			return
+		}
+		p.Replicas = ceilReplicas(usageRatio * float64(g.ready))
+		return
+	}
+	if len(g.missing) > 0 {
+		if usageRatio < 1.0 {
+			// On a scale-down, missing pods count as using all of their request (or the target, if higher).
+			fallbackUtil := int64(max(100, targetUtil))
+			for _, n := range g.missing {
+				metrics[n] = requests[n] * fallbackUtil / 100
+			}
+		} else {
+			for _, n := range g.missing {
+				metrics[n] = 0
+			}
+		}
+	}
+	if scaleUpWithUnready {
+		for _, n := range g.unready {
+			metrics[n] = 0
+		}
+	}
+	newRatio, _, _ := utilizationRatio(metrics, requests, targetUtil)
+	recomputed(p, in, usageRatio, newRatio, len(metrics))
+}
+
+// utilizationRatio is GetResourceUtilizationRatio: integer percent of summed requests, over the target.
+func utilizationRatio(metrics, requests map[string]int64, targetUtil int32) (float64, int32, bool) {
+	var used, requested int64
+	for _, n := range sortedKeys(metrics) {
+		r, ok := requests[n]
+		if !ok {
+			continue
+		}
+		used += metrics[n]
+		requested += r
+	}
+	if requested == 0 {
+		return 0, 0, false
+	}
+	util := int32(used * 100 / requested)
+	return float64(util) / float64(targetUtil), util, true
+}
+
+// usageRatioReplicas is getUsageRatioReplicaCount, for Object and External metrics with a Value target.
+func usageRatioReplicas(in calcInput, usageRatio float64, p *MetricProposal) {
+	p.Ratio = usageRatio
+	if in.current != 0 {
+		if in.tol.within(usageRatio) {
+			p.WithinTolerance, p.Replicas = true, in.current
+			return
+		}
+		ready := readyPodCount(in.pods)
+		p.ReadyPods = ready
+		p.Replicas = ceilReplicas(usageRatio * float64(ready))
+		return
+	}
+	// At zero replicas, the ratio alone says how many to start.
+	p.Replicas = ceilReplicas(usageRatio)
+}
+
+// perPodTotalReplicas is GetObjectPerPodMetricReplicas / GetExternalPerPodMetricReplicas: a total divided
+// by a per-pod target.
+func perPodTotalReplicas(in calcInput, usageMilli, targetMilli int64, p *MetricProposal) {
+	replicas := in.current
+	ratio := float64(usageMilli) / (float64(targetMilli) * float64(replicas))
+	p.Ratio = ratio
+	if in.tol.within(ratio) {
+		p.WithinTolerance, p.Replicas = true, in.current
+		return
+	}
+	p.Replicas = ceilReplicas(float64(usageMilli) / float64(targetMilli))
+}
+
+// computeMetric runs the calculation for one metric (computeReplicasForMetric).
+func computeMetric(in calcInput, m MetricSpec, reading *MetricReading) MetricProposal {
+	t := m.Target()
+	p := MetricProposal{Name: m.Name(), Type: m.Type, Target: t.String()}
+	if reading == nil {
+		p.Invalid = "no reading"
+		return p
+	}
+	if reading.Error != "" {
+		p.Invalid = reading.Error
+		return p
+	}
+	if msg := checkTarget(m, t); msg != "" {
+		p.Invalid = msg
+		return p
+	}
+	switch m.Type {
+	case ResourceMetric:
+		switch {
+		case t.Type == UtilizationTarget && t.AverageUtilization != nil:
+			resourceUtilizationReplicas(in, *reading, m.Resource.Name, *t.AverageUtilization, &p)
+		case t.Type == AverageValueTarget && t.AverageValue != nil:
+			plainMetricReplicas(in, *reading, milli(*t.AverageValue), m.Resource.Name == "cpu", &p)
+		default:
+			p.Invalid = "resource metrics need a Utilization or AverageValue target"
+		}
+	case PodsMetric:
+		if t.Type != AverageValueTarget || t.AverageValue == nil {
+			p.Invalid = "pods metrics need an AverageValue target"
+			break
+		}
+		plainMetricReplicas(in, *reading, milli(*t.AverageValue), false, &p)
+	case ObjectMetric, ExternalMetric:
+		if reading.Value == nil {
+			p.Invalid = "no value"
+			break
+		}
+		usage := milli(*reading.Value)
+		p.Current = float64(usage) / 1000
+		switch {
+		case t.Type == ValueTarget && t.Value != nil:
+			usageRatioReplicas(in, float64(usage)/float64(milli(*t.Value)), &p)
+		case t.Type == AverageValueTarget && t.AverageValue != nil:
+			perPodTotalReplicas(in, usage, milli(*t.AverageValue), &p)
+		default:
+			p.Invalid = fmt.Sprintf("%s metrics need a Value or AverageValue target", m.Type)
+		}
+	default:
+		p.Invalid = fmt.Sprintf("unknown metric type %q", m.Type)
+	}
+	return p
+}
+
+// checkTarget catches what config validation normally rejects, so that no input can make the calculation
+// divide by zero or follow a nil source.
+func checkTarget(m MetricSpec, t MetricTarget) string {
+	if (m.Type == ResourceMetric && m.Resource == nil) || (m.Type == PodsMetric && m.Pods == nil) ||
+		(m.Type == ObjectMetric && m.Object == nil) || (m.Type == ExternalMetric && m.External == nil) {
+		return fmt.Sprintf("%s metric without its %s section", m.Type, strings.ToLower(string(m.Type)))
+	}
+	for _, v := range []*float64{t.Value, t.AverageValue} {
+		if v != nil && milli(*v) <= 0 {
+			return "target must be > 0"
+		}
+	}
+	if t.AverageUtilization != nil && *t.AverageUtilization <= 0 {
+		return "target utilization must be > 0"
+	}
+	return ""
+}

@@ -1,0 +1,347 @@
+// Package policy decides how many replicas a model should run and which nodes to add or remove.
+//
+// It is pure: inputs in, decision out, the clock passed in, no I/O and no imports beyond the standard
+// library. The per-model Temporal workflow, the tests, the `explain` command and the trace simulator all run
+// this same code.
+//
+// The replica recommendation follows the Kubernetes HPA v2 controller rule for rule (pkg/controller/
+// podautoscaler: replica_calculator.go and horizontal.go): metric types Resource, Pods, Object and External;
+// tolerance per direction; missing and unready pods with recomputation; the max over metrics with invalid
+// metrics forbidding a scale-down; stabilization windows; rate policies with selectPolicy. On top, opt-in
+// extensions for LLM serving: panic mode for bursts, scale to zero with an activation signal, and capacity
+// already on its way. Every evaluation returns a Record that says why.
+package policy
+
+import (
+	"fmt"
+	"time"
+)
+
+// MetricSourceType is the kind of metric, as in autoscaling/v2.
+type MetricSourceType string
+
+const (
+	ResourceMetric MetricSourceType = "Resource"
+	PodsMetric     MetricSourceType = "Pods"
+	ObjectMetric   MetricSourceType = "Object"
+	ExternalMetric MetricSourceType = "External"
+)
+
+// MetricTargetType is how a metric's target is expressed, as in autoscaling/v2.
+type MetricTargetType string
+
+const (
+	UtilizationTarget  MetricTargetType = "Utilization"
+	ValueTarget        MetricTargetType = "Value"
+	AverageValueTarget MetricTargetType = "AverageValue"
+)
+
+// Spec is the scaling part of a model spec, named as in HorizontalPodAutoscaler v2 where it means the same.
+type Spec struct {
+	// MinReplicas is the lower bound while the model serves; ScaleToZero may go below it when idle.
+	MinReplicas int32 `json:"minReplicas"`
+	MaxReplicas int32 `json:"maxReplicas"`
+	// Metrics default to CPU at 80% utilization, as the HPA's do.
+	Metrics  []MetricSpec `json:"metrics,omitempty"`
+	Behavior *Behavior    `json:"behavior,omitempty"`
+
+	// CPUInitializationPeriod: CPU samples of pods started less than this ago are trusted only after a
+	// full metric window of readiness (HPA: --horizontal-pod-autoscaler-cpu-initialization-period, 5m).
+	CPUInitializationPeriod Duration `json:"cpuInitializationPeriod,omitempty"`
+	// InitialReadinessDelay: an unready pod whose readiness last changed within this of its start is
+	// treated as not yet ready (HPA: --horizontal-pod-autoscaler-initial-readiness-delay, 30s).
+	InitialReadinessDelay Duration `json:"initialReadinessDelay,omitempty"`
+
+	// Panic enables panic mode for bursts (opt-in).
+	Panic *PanicSpec `json:"panic,omitempty"`
+	// ScaleToZero enables scaling to zero after an idle period (opt-in).
+	ScaleToZero *ScaleToZeroSpec `json:"scaleToZero,omitempty"`
+
+	// GPUsPerPod is what one replica requests of nvidia.com/gpu.
+	GPUsPerPod int32 `json:"gpusPerPod,omitempty"`
+	// BusyMetric names the Pods metric that says how busy a pod is (in-flight requests, queue length):
+	// scale-in removes the least busy first. Default: the first Pods metric.
+	BusyMetric string `json:"busyMetric,omitempty"`
+}
+
+// MetricSpec is one metric to scale on; exactly the member named by Type is set.
+type MetricSpec struct {
+	Type     MetricSourceType      `json:"type"`
+	Resource *ResourceMetricSource `json:"resource,omitempty"`
+	Pods     *PodsMetricSource     `json:"pods,omitempty"`
+	Object   *ObjectMetricSource   `json:"object,omitempty"`
+	External *ExternalMetricSource `json:"external,omitempty"`
+}
+
+// ResourceMetricSource is a resource of the pods (cpu, memory) as the Kubernetes metrics API reports it.
+type ResourceMetricSource struct {
+	Name   string       `json:"name"`
+	Target MetricTarget `json:"target"`
+}
+
+// PodsMetricSource is a per-pod metric averaged over the pods (queue length, in-flight requests).
+type PodsMetricSource struct {
+	Metric MetricIdentifier `json:"metric"`
+	Target MetricTarget     `json:"target"`
+}
+
+// ObjectMetricSource is a metric describing one Kubernetes object (an Ingress's request rate).
+type ObjectMetricSource struct {
+	DescribedObject ObjectReference  `json:"describedObject"`
+	Metric          MetricIdentifier `json:"metric"`
+	Target          MetricTarget     `json:"target"`
+}
+
+// ExternalMetricSource is a metric not tied to any Kubernetes object (a gateway's queue).
+type ExternalMetricSource struct {
+	Metric MetricIdentifier `json:"metric"`
+	Target MetricTarget     `json:"target"`
+}
+
+// ObjectReference names the object an Object metric describes.
+type ObjectReference struct {
+	APIVersion string `json:"apiVersion,omitempty"`
+	Kind       string `json:"kind"`
+	Name       string `json:"name"`
+}
+
+// MetricIdentifier names a metric; Query (PromQL) says how to read it from Prometheus.
+type MetricIdentifier struct {
+	Name string `json:"name"`
+	// Query is the PromQL expression. For Pods metrics it returns one series per pod, labelled "pod";
+	// for Object and External metrics its series are summed.
+	Query string `json:"query,omitempty"`
+}
+
+// MetricTarget is the value to hold the metric at. Quantities are plain numbers here ("500m" is 0.5);
+// the config loader converts Kubernetes quantity strings.
+type MetricTarget struct {
+	Type               MetricTargetType `json:"type"`
+	Value              *float64         `json:"value,omitempty"`
+	AverageValue       *float64         `json:"averageValue,omitempty"`
+	AverageUtilization *int32           `json:"averageUtilization,omitempty"`
+}
+
+// Behavior configures scaling in each direction, as HorizontalPodAutoscalerBehavior.
+type Behavior struct {
+	ScaleUp   *ScalingRules `json:"scaleUp,omitempty"`
+	ScaleDown *ScalingRules `json:"scaleDown,omitempty"`
+}
+
+// SelectPolicy chooses among rate policies.
+type SelectPolicy string
+
+const (
+	SelectMax      SelectPolicy = "Max"
+	SelectMin      SelectPolicy = "Min"
+	SelectDisabled SelectPolicy = "Disabled"
+)
+
+// ScalingPolicyType is the unit of a rate policy.
+type ScalingPolicyType string
+
+const (
+	PodsPolicy    ScalingPolicyType = "Pods"
+	PercentPolicy ScalingPolicyType = "Percent"
+)
+
+// ScalingRules configure one direction, as HPAScalingRules.
+type ScalingRules struct {
+	StabilizationWindowSeconds *int32          `json:"stabilizationWindowSeconds,omitempty"`
+	SelectPolicy               *SelectPolicy   `json:"selectPolicy,omitempty"`
+	Policies                   []ScalingPolicy `json:"policies,omitempty"`
+	// Tolerance is the ratio deviation ignored in this direction (default 0.1), as in Kubernetes 1.33+.
+	Tolerance *float64 `json:"tolerance,omitempty"`
+}
+
+// ScalingPolicy limits the change within a period.
+type ScalingPolicy struct {
+	Type          ScalingPolicyType `json:"type"`
+	Value         int32             `json:"value"`
+	PeriodSeconds int32             `json:"periodSeconds"`
+}
+
+// PanicSpec configures panic mode (after Knative's KPA): when the load read in one evaluation reaches
+// Threshold times what the ready replicas are sized for, the scale-up stabilization window and rate
+// policies are lifted so capacity is ordered at once, and no scale-down happens until Hold has passed
+// since the last such reading.
+type PanicSpec struct {
+	// Threshold is the ratio of desired to ready replicas that starts a panic (default 2.0, Knative's 200%).
+	Threshold float64 `json:"threshold,omitempty"`
+	// Hold keeps panic mode on after the last panic-level reading (default 60s, Knative's stable window).
+	Hold Duration `json:"hold,omitempty"`
+}
+
+// ScaleToZeroSpec configures scaling to zero: after Idle with the activation signal at or below its
+// threshold the model goes to zero replicas; at zero, a reading above the threshold wakes it.
+type ScaleToZeroSpec struct {
+	// Idle is how long the activation signal must stay at or below the threshold (default 10m).
+	Idle Duration `json:"idle,omitempty"`
+	// Activation is read while at zero, when no pod exists to measure: typically the gateway's queue.
+	Activation MetricIdentifier `json:"activation"`
+	// ActivationThreshold: readings above it count as demand (default 0).
+	ActivationThreshold float64 `json:"activationThreshold,omitempty"`
+}
+
+// HPA defaults (autoscaling/v2 defaulting and kube-controller-manager flags).
+const (
+	DefaultTolerance                 = 0.1
+	DefaultScaleDownWindowSeconds    = 300
+	DefaultCPUUtilization            = 80
+	DefaultCPUInitializationPeriod   = 5 * time.Minute
+	DefaultInitialReadinessDelay     = 30 * time.Second
+	DefaultPanicThreshold            = 2.0
+	DefaultPanicHold                 = 60 * time.Second
+	DefaultScaleToZeroIdle           = 10 * time.Minute
+	defaultScaleUpPodsPolicyValue    = 4
+	defaultScaleUpPercentPolicyValue = 100
+	defaultPolicyPeriodSeconds       = 15
+)
+
+// WithDefaults returns a copy of the spec with every unset field at the HPA's default.
+func (s Spec) WithDefaults() Spec {
+	out := s
+	if len(out.Metrics) == 0 {
+		util := int32(DefaultCPUUtilization)
+		out.Metrics = []MetricSpec{{Type: ResourceMetric, Resource: &ResourceMetricSource{
+			Name: "cpu", Target: MetricTarget{Type: UtilizationTarget, AverageUtilization: &util}}}}
+	}
+	if out.CPUInitializationPeriod == 0 {
+		out.CPUInitializationPeriod = Duration(DefaultCPUInitializationPeriod)
+	}
+	if out.InitialReadinessDelay == 0 {
+		out.InitialReadinessDelay = Duration(DefaultInitialReadinessDelay)
+	}
+	if out.GPUsPerPod == 0 {
+		out.GPUsPerPod = 1
+	}
+	b := Behavior{}
+	if out.Behavior != nil {
+		b = *out.Behavior
+	}
+	b.ScaleUp = defaultRules(b.ScaleUp, 0, SelectMax, []ScalingPolicy{
+		{Type: PodsPolicy, Value: defaultScaleUpPodsPolicyValue, PeriodSeconds: defaultPolicyPeriodSeconds},
+		{Type: PercentPolicy, Value: defaultScaleUpPercentPolicyValue, PeriodSeconds: defaultPolicyPeriodSeconds},
+	})
+	b.ScaleDown = defaultRules(b.ScaleDown, DefaultScaleDownWindowSeconds, SelectMax, []ScalingPolicy{
+		{Type: PercentPolicy, Value: 100, PeriodSeconds: defaultPolicyPeriodSeconds},
+	})
+	out.Behavior = &b
+	if out.Panic != nil {
+		p := *out.Panic
+		if p.Threshold == 0 {
+			p.Threshold = DefaultPanicThreshold
+		}
+		if p.Hold == 0 {
+			p.Hold = Duration(DefaultPanicHold)
+		}
+		out.Panic = &p
+	}
+	if out.ScaleToZero != nil {
+		z := *out.ScaleToZero
+		if z.Idle == 0 {
+			z.Idle = Duration(DefaultScaleToZeroIdle)
+		}
+		out.ScaleToZero = &z
+	}
+	return out
+}
+
+func defaultRules(r *ScalingRules, window int32, sel SelectPolicy, policies []ScalingPolicy) *ScalingRules {
+	out := ScalingRules{}
+	if r != nil {
+		out = *r
+	}
+	if out.StabilizationWindowSeconds == nil {
+		out.StabilizationWindowSeconds = &window
+	}
+	if out.SelectPolicy == nil {
+		out.SelectPolicy = &sel
+	}
+	if len(out.Policies) == 0 {
+		out.Policies = policies
+	}
+	if out.Tolerance == nil {
+		t := DefaultTolerance
+		out.Tolerance = &t
+	}
+	return &out
+}
+
+// Name returns the metric's display name: the resource for Resource metrics, else the metric name.
+func (m MetricSpec) Name() string {
+	switch m.Type {
+	case ResourceMetric:
+		if m.Resource != nil {
+			return m.Resource.Name
+		}
+	case PodsMetric:
+		if m.Pods != nil {
+			return m.Pods.Metric.Name
+		}
+	case ObjectMetric:
+		if m.Object != nil {
+			return m.Object.Metric.Name
+		}
+	case ExternalMetric:
+		if m.External != nil {
+			return m.External.Metric.Name
+		}
+	}
+	return string(m.Type)
+}
+
+// Target returns the metric's target.
+func (m MetricSpec) Target() MetricTarget {
+	switch {
+	case m.Type == ResourceMetric && m.Resource != nil:
+		return m.Resource.Target
+	case m.Type == PodsMetric && m.Pods != nil:
+		return m.Pods.Target
+	case m.Type == ObjectMetric && m.Object != nil:
+		return m.Object.Target
+	case m.Type == ExternalMetric && m.External != nil:
+		return m.External.Target
+	}
+	return MetricTarget{}
+}
+
+// String describes a target for people: "70% of request", "5 per pod", "10".
+func (t MetricTarget) String() string {
+	switch t.Type {
+	case UtilizationTarget:
+		if t.AverageUtilization != nil {
+			return fmt.Sprintf("%d%% of request", *t.AverageUtilization)
+		}
+	case AverageValueTarget:
+		if t.AverageValue != nil {
+			return formatNumber(*t.AverageValue) + " per pod"
+		}
+	case ValueTarget:
+		if t.Value != nil {
+			return formatNumber(*t.Value)
+		}
+	}
+	return "unset"
+}
+
+// Duration is a time.Duration that reads and writes as "90s" in JSON and YAML.
+type Duration time.Duration
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText writes "1m30s".
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads Go durations ("90s", "1m30s").
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: use a number with a unit, such as 90s or 5m", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
