@@ -113,3 +113,12 @@ type Action struct {
 	TargetNodes    int32      `json:"targetNodes"`
 	Started        time.Time  `json:"started"`
 }
+
+// Snapshot is a complete evaluation input as one document: the observation, the state the HPA keeps
+// between evaluations, and the overrides in force. `llmscaler explain` reads it; the autoscaler workflow's
+// "snapshot" query returns it, so any live decision can be replayed and examined.
+type Snapshot struct {
+	Observation
+	State     State     `json:"state,omitempty"`
+	Overrides Overrides `json:"overrides,omitempty"`
+}

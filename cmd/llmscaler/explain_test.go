@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/llmscaler/llmscaler/policy"
+)
+
+func runCLI(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &out, &errOut)
+	return out.String(), errOut.String(), code
+}
+
+func TestExplainPrintsTheDecisionRecord(t *testing.T) {
+	out, errOut, code := runCLI(t, "", "explain", "-f", "testdata/model.yaml", "--snapshot", "testdata/snapshot.json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"3 -> 8 replicas (scale out)",
+		"lorax_queue_length 14.2 per pod vs target 5 per pod (ratio 2.84) proposes 9",
+		"max-replicas           9 -> 8  maxReplicas 8",
+		"add 5 node(s)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestExplainJSONFromStdin(t *testing.T) {
+	snap, err := os.ReadFile("testdata/snapshot.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCLI(t, string(snap), "explain", "-f", "testdata/model.yaml", "--snapshot", "-", "-o", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var d policy.Decision
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatalf("output is not a decision: %v\n%s", err, out)
+	}
+	if d.DesiredReplicas != 8 || d.Action != policy.ScaleOut || d.Nodes.Add != 5 || len(d.Metrics) != 2 {
+		t.Fatalf("decision %+v", d)
+	}
+}
+
+func TestExplainBadInputIsAUsageError(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"explain", "-f", "testdata/model.yaml"}, "both -f MODEL.yaml and --snapshot SNAPSHOT.json are required"},
+		{[]string{"explain", "-f", "testdata/model.yaml", "--snapshot", "testdata/snapshot.json", "-o", "xml"}, `--output "xml"`},
+		{[]string{"explain", "-f", "testdata/nope.yaml", "--snapshot", "testdata/snapshot.json"}, "testdata/nope.yaml not found"},
+		{[]string{"explain", "-f", "testdata/model.yaml", "--snapshot", "-"}, "snapshot - is not valid"},
+		{[]string{"explain", "--bogus"}, "unknown flag: --bogus"},
+	}
+	for _, c := range cases {
+		_, errOut, code := runCLI(t, "{\"specReplicas\": \"three\"}", c.args...)
+		if code != exitUsage || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", c.args, code, errOut, exitUsage, c.want)
+		}
+	}
+}
