@@ -40,6 +40,8 @@ const (
 	LimitNodeGroupMax    LimitKind = "node-group-max"
 	LimitPaused          LimitKind = "paused"
 	LimitPinned          LimitKind = "pinned"
+	// LimitBackoff is added by the autoscaler workflow: scale-outs wait after a failed one.
+	LimitBackoff LimitKind = "scale-out-backoff"
 )
 
 // Limit is one step that changed (or held) the recommendation, from From to To.

@@ -1,0 +1,296 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/kubectl/pkg/drain"
+
+	"github.com/llmscaler/llmscaler/internal/gpunode"
+	"github.com/llmscaler/llmscaler/traffic"
+)
+
+// AnnotationDeletionCost is the ReplicaSet controller's pod-deletion-cost: lower goes first on scale-down.
+const AnnotationDeletionCost = "controller.kubernetes.io/pod-deletion-cost"
+
+// Cluster scales Deployments and cordons and drains nodes.
+type Cluster struct {
+	Kube kubernetes.Interface
+	// Poll is the interval of waits and of eviction retries (default 2s).
+	Poll time.Duration
+}
+
+func (c *Cluster) poll() time.Duration {
+	if c.Poll > 0 {
+		return c.Poll
+	}
+	return 2 * time.Second
+}
+
+// ScaleDeployment sets the Deployment's replicas through its scale subresource, as the HPA does. Pods named
+// as deletion candidates are marked first, so a scale-down removes them rather than others.
+func (c *Cluster) ScaleDeployment(ctx context.Context, in ScaleDeploymentInput) (ScaleDeploymentResult, error) {
+	for _, pod := range in.DeletionCandidates {
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"-1000"}}}`, AnnotationDeletionCost)
+		_, err := c.Kube.CoreV1().Pods(in.Deployment.Namespace).Patch(ctx, pod, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return ScaleDeploymentResult{}, fmt.Errorf("marking pod %s for deletion: %w", pod, err)
+		}
+	}
+	prev, err := setReplicas(ctx, c.Kube, in.Deployment, in.Replicas)
+	return ScaleDeploymentResult{Previous: prev}, err
+}
+
+func setReplicas(ctx context.Context, kube kubernetes.Interface, ref DeploymentRef, replicas int32) (int32, error) {
+	deployments := kube.AppsV1().Deployments(ref.Namespace)
+	scale, err := deployments.GetScale(ctx, ref.Name, metav1.GetOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf("deployment %s/%s not found", ref.Namespace, ref.Name), ErrNotFound, err)
+		}
+		return 0, fmt.Errorf("reading the scale of %s/%s: %w", ref.Namespace, ref.Name, err)
+	}
+	prev := scale.Spec.Replicas
+	if prev == replicas {
+		return prev, nil
+	}
+	_, err = deployments.UpdateScale(ctx, ref.Name, &autoscalingv1.Scale{
+		ObjectMeta: metav1.ObjectMeta{Name: ref.Name, Namespace: ref.Namespace, ResourceVersion: scale.ResourceVersion},
+		Spec:       autoscalingv1.ScaleSpec{Replicas: replicas},
+	}, metav1.UpdateOptions{})
+	if err != nil {
+		return prev, fmt.Errorf("scaling %s/%s from %d to %d: %w", ref.Namespace, ref.Name, prev, replicas, err)
+	}
+	return prev, nil
+}
+
+// WaitPodsReady waits until the Deployment has in.Replicas Ready pods and returns them as load balancer
+// targets. Past the deadline it fails with ErrPodsNotReady.
+func (c *Cluster) WaitPodsReady(ctx context.Context, in WaitPodsInput) (WaitPodsResult, error) {
+	for {
+		targets, notReady, err := c.podTargets(ctx, in.Deployment, func(p *corev1.Pod) bool { return true })
+		if err != nil {
+			return WaitPodsResult{}, err
+		}
+		activity.RecordHeartbeat(ctx, map[string]any{"ready": len(targets), "want": in.Replicas, "notReady": notReady})
+		if int32(len(targets)) >= in.Replicas {
+			return WaitPodsResult{Ready: targets}, nil
+		}
+		if time.Now().After(in.Deadline) {
+			return WaitPodsResult{Ready: targets}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("deployment %s/%s: %d of %d pods Ready at the deadline; not ready: %s",
+					in.Deployment.Namespace, in.Deployment.Name, len(targets), in.Replicas, strings.Join(notReady, ", ")), ErrPodsNotReady, nil)
+		}
+		if err := sleep(ctx, c.poll()); err != nil {
+			return WaitPodsResult{}, err
+		}
+	}
+}
+
+// PodTargets returns the Deployment's Ready pods, by name or on a node, as load balancer targets.
+func (c *Cluster) PodTargets(ctx context.Context, in PodTargetsInput) ([]traffic.Target, error) {
+	targets, _, err := c.podTargets(ctx, in.Deployment, func(p *corev1.Pod) bool {
+		return (in.Node == "" || p.Spec.NodeName == in.Node) && (len(in.Pods) == 0 || slices.Contains(in.Pods, p.Name))
+	})
+	return targets, err
+}
+
+// podTargets lists the Deployment's pods that match keep: the Ready ones as targets, the others by name.
+func (c *Cluster) podTargets(ctx context.Context, ref DeploymentRef, keep func(*corev1.Pod) bool) ([]traffic.Target, []string, error) {
+	_, selector, err := deploymentSelector(ctx, c.Kube, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	pods, err := c.Kube.CoreV1().Pods(ref.Namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing pods of %s/%s: %w", ref.Namespace, ref.Name, err)
+	}
+	instances := map[string]string{}
+	var targets []traffic.Target
+	var notReady []string
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if !keep(p) || p.DeletionTimestamp != nil {
+			continue
+		}
+		if pp := podOf(p); pp.Phase != "Running" || !pp.Ready {
+			notReady = append(notReady, p.Name)
+			continue
+		}
+		if _, ok := instances[p.Spec.NodeName]; !ok && p.Spec.NodeName != "" {
+			if n, err := c.Kube.CoreV1().Nodes().Get(ctx, p.Spec.NodeName, metav1.GetOptions{}); err == nil {
+				_, instances[p.Spec.NodeName], _ = gpunode.ParseProviderID(n.Spec.ProviderID)
+			}
+		}
+		targets = append(targets, traffic.Target{Pod: p.Name, IP: p.Status.PodIP, Port: firstPort(p), Node: p.Spec.NodeName, InstanceID: instances[p.Spec.NodeName]})
+	}
+	slices.SortFunc(targets, func(a, b traffic.Target) int { return strings.Compare(a.Pod, b.Pod) })
+	slices.Sort(notReady)
+	return targets, notReady, nil
+}
+
+func firstPort(p *corev1.Pod) int32 {
+	for _, c := range p.Spec.Containers {
+		for _, port := range c.Ports {
+			return port.ContainerPort
+		}
+	}
+	return 0
+}
+
+func (c *Cluster) drainHelper(ctx context.Context, grace time.Duration) *drain.Helper {
+	seconds := -1 // the pod's own terminationGracePeriodSeconds
+	if grace > 0 {
+		seconds = int(grace.Seconds())
+	}
+	return &drain.Helper{
+		Ctx: ctx, Client: c.Kube,
+		// Never force: a pod without a controller blocks the drain rather than being deleted.
+		Force:               false,
+		GracePeriodSeconds:  seconds,
+		IgnoreAllDaemonSets: true,
+		DeleteEmptyDirData:  true,
+		Out:                 io.Discard,
+		ErrOut:              io.Discard,
+	}
+}
+
+// Cordon marks a node unschedulable (or schedulable again), with kubectl's cordon.
+func (c *Cluster) Cordon(ctx context.Context, in CordonInput) error {
+	node, err := c.Kube.CoreV1().Nodes().Get(ctx, in.Node, metav1.GetOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) && !in.Unschedule {
+			return nil // nothing to restore
+		}
+		return fmt.Errorf("reading node %s: %w", in.Node, err)
+	}
+	if err := drain.RunCordonOrUncordon(c.drainHelper(ctx, 0), node, in.Unschedule); err != nil {
+		verb := "cordoning"
+		if !in.Unschedule {
+			verb = "uncordoning"
+		}
+		return fmt.Errorf("%s node %s: %w", verb, in.Node, err)
+	}
+	return nil
+}
+
+// drainProgress is carried in heartbeats so that a retried drain knows what it already evicted.
+type drainProgress struct {
+	Evicted []string `json:"evicted"`
+}
+
+// DrainNode drains a cordoned node with kubectl's drain library: its pods (DaemonSet pods aside) are evicted
+// through the Eviction API with the grace period, so PodDisruptionBudgets are honoured and in-flight
+// requests finish. A refused eviction is retried until the deadline, then the drain fails with
+// ErrDrainBlocked; no pod is ever deleted by force. Each evicted pod of the Deployment lowers its replicas by
+// one (absolute: in.FromReplicas minus the evicted count), so the ReplicaSet does not replace it. The drain
+// ends when the evicted pods are gone; past the deadline it fails with ErrDrainTimeout.
+func (c *Cluster) DrainNode(ctx context.Context, in DrainInput) (DrainResult, error) {
+	var progress drainProgress
+	if activity.HasHeartbeatDetails(ctx) {
+		_ = activity.GetHeartbeatDetails(ctx, &progress)
+	}
+	_, selector, err := deploymentSelector(ctx, c.Kube, in.Deployment)
+	if err != nil {
+		return DrainResult{}, err
+	}
+	sel, _ := labels.Parse(selector)
+	helper := c.drainHelper(ctx, in.GracePeriod)
+	list, errs := helper.GetPodsForDeletion(in.Node)
+	if len(errs) > 0 {
+		return DrainResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("node %s cannot be drained without force: %v", in.Node, errs), ErrDrainBlocked, nil)
+	}
+	gv, err := drain.CheckEvictionSupport(c.Kube)
+	if err != nil {
+		return DrainResult{}, fmt.Errorf("checking the Eviction API: %w", err)
+	}
+	pods := list.Pods()
+	isModel := func(p *corev1.Pod) bool { return p.Namespace == in.Deployment.Namespace && sel.Matches(labels.Set(p.Labels)) }
+	evicted := map[string]bool{} // model pods this drain evicted, in this attempt or an earlier one
+	for _, name := range progress.Evicted {
+		evicted[name] = true
+	}
+	replicas := func() int32 { return max(in.FromReplicas-int32(len(evicted)), 0) }
+	for i := range pods {
+		p := pods[i]
+		if p.DeletionTimestamp != nil || evicted[p.Name] {
+			continue // already on its way out
+		}
+		if err := c.evict(ctx, helper, gv, p, in); err != nil {
+			return DrainResult{Evicted: progress.Evicted}, err
+		}
+		if isModel(&p) {
+			evicted[p.Name] = true
+			progress.Evicted = append(progress.Evicted, p.Name)
+			activity.RecordHeartbeat(ctx, progress)
+			if _, err := setReplicas(ctx, c.Kube, in.Deployment, replicas()); err != nil {
+				return DrainResult{Evicted: progress.Evicted}, err
+			}
+		}
+	}
+	// Wait for the evicted pods to finish their in-flight work and go.
+	for {
+		left := 0
+		var waiting []string
+		for _, p := range pods {
+			cur, err := c.Kube.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) || (err == nil && cur.UID != p.UID) {
+				continue
+			}
+			if err != nil {
+				return DrainResult{Evicted: progress.Evicted}, fmt.Errorf("reading pod %s/%s: %w", p.Namespace, p.Name, err)
+			}
+			left++
+			waiting = append(waiting, p.Name)
+		}
+		activity.RecordHeartbeat(ctx, progress)
+		if left == 0 {
+			return DrainResult{Evicted: progress.Evicted, Replicas: replicas()}, nil
+		}
+		if time.Now().After(in.Deadline) {
+			return DrainResult{Evicted: progress.Evicted}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("node %s: evicted pods still terminating at the deadline: %s", in.Node, strings.Join(waiting, ", ")), ErrDrainTimeout, nil)
+		}
+		if err := sleep(ctx, c.poll()); err != nil {
+			return DrainResult{Evicted: progress.Evicted}, err
+		}
+	}
+}
+
+// evict asks the Eviction API to evict a pod, retrying while a PodDisruptionBudget refuses, until the
+// deadline.
+func (c *Cluster) evict(ctx context.Context, helper *drain.Helper, gv schema.GroupVersion, p corev1.Pod, in DrainInput) error {
+	for {
+		err := helper.EvictPod(p, gv)
+		switch {
+		case err == nil || apierrors.IsNotFound(err):
+			return nil
+		case apierrors.IsTooManyRequests(err):
+			activity.RecordHeartbeat(ctx, map[string]string{"blocked": p.Name, "reason": err.Error()})
+			if time.Now().After(in.Deadline) {
+				return temporal.NewNonRetryableApplicationError(
+					fmt.Sprintf("node %s: eviction of pod %s/%s refused until the deadline: %v", in.Node, p.Namespace, p.Name, err), ErrDrainBlocked, nil)
+			}
+			if err := sleep(ctx, c.poll()); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("evicting pod %s/%s: %w", p.Namespace, p.Name, err)
+		}
+	}
+}

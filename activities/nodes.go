@@ -1,0 +1,141 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Nodes resizes node groups and waits for their nodes.
+type Nodes struct {
+	Kube      kubernetes.Interface
+	Providers Providers
+	// Poll is the interval of waits (default 2s).
+	Poll time.Duration
+}
+
+func (n *Nodes) poll() time.Duration {
+	if n.Poll > 0 {
+		return n.Poll
+	}
+	return 2 * time.Second
+}
+
+// SetGroupSize requests an absolute size; a group already at that size is left alone.
+func (n *Nodes) SetGroupSize(ctx context.Context, in SetGroupSizeInput) (SetGroupSizeResult, error) {
+	p, err := n.Providers.get(in.Group.Provider)
+	if err != nil {
+		return SetGroupSizeResult{}, err
+	}
+	g, err := p.Describe(ctx, in.Group.Group)
+	if err != nil {
+		return SetGroupSizeResult{}, providerError("describing node group "+in.Group.Group, err)
+	}
+	if g.Desired == in.Size {
+		return SetGroupSizeResult{Previous: g.Desired}, nil
+	}
+	if err := p.SetDesiredSize(ctx, in.Group.Group, in.Size); err != nil {
+		return SetGroupSizeResult{}, providerError(fmt.Sprintf("setting the size of node group %s to %d", in.Group.Group, in.Size), err)
+	}
+	return SetGroupSizeResult{Previous: g.Desired}, nil
+}
+
+// WaitNodesReady waits until the group has in.Want nodes Ready with GPUs allocatable. Past the deadline it
+// fails with ErrNodesNotReady, naming the instances that are not serving (details: WaitNodesResult).
+func (n *Nodes) WaitNodesReady(ctx context.Context, in WaitNodesInput) (WaitNodesResult, error) {
+	for {
+		_, nodes, err := groupNodes(ctx, n.Kube, n.Providers, in.Group)
+		if err != nil {
+			return WaitNodesResult{}, err
+		}
+		var res WaitNodesResult
+		for _, gn := range nodes {
+			if gn.serving() {
+				res.Serving = append(res.Serving, gn.ref())
+			} else if gn.node == nil || !gn.node.Spec.Unschedulable {
+				res.NotReady = append(res.NotReady, gn.ref())
+			}
+		}
+		activity.RecordHeartbeat(ctx, res)
+		if int32(len(res.Serving)) >= in.Want {
+			return res, nil
+		}
+		if time.Now().After(in.Deadline) {
+			ids := make([]string, len(res.NotReady))
+			for i, r := range res.NotReady {
+				ids[i] = r.InstanceID
+				if r.Name != "" {
+					ids[i] += " (" + r.Name + ")"
+				}
+			}
+			return res, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("node group %s: %d of %d nodes Ready with GPUs allocatable at the deadline; not ready: %s",
+					in.Group.Group, len(res.Serving), in.Want, strings.Join(ids, ", ")), ErrNodesNotReady, nil, res)
+		}
+		if err := sleep(ctx, n.poll()); err != nil {
+			return res, err
+		}
+	}
+}
+
+// TerminateNode removes the instance from its group (lowering the group's size) and deletes its Node. An
+// instance or Node already gone is done.
+func (n *Nodes) TerminateNode(ctx context.Context, in TerminateNodeInput) error {
+	p, err := n.Providers.get(in.Group.Provider)
+	if err != nil {
+		return err
+	}
+	if err := p.TerminateInstance(ctx, in.Group.Group, in.Node.InstanceID); err != nil {
+		return providerError(fmt.Sprintf("terminating instance %s of node group %s", in.Node.InstanceID, in.Group.Group), err)
+	}
+	if in.Node.Name != "" {
+		// The cloud's node lifecycle controller would delete it too, later; it is drained already.
+		err := n.Kube.CoreV1().Nodes().Delete(ctx, in.Node.Name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting node %s: %w", in.Node.Name, err)
+		}
+	}
+	return nil
+}
+
+// CheckRemovable fails with ErrNotRemovable when the group would refuse to remove the node: a protected
+// instance, or a group at its minimum size. Checked before draining, so that no node is drained for nothing.
+func (n *Nodes) CheckRemovable(ctx context.Context, in CheckRemovableInput) error {
+	p, err := n.Providers.get(in.Group.Provider)
+	if err != nil {
+		return err
+	}
+	g, err := p.Describe(ctx, in.Group.Group)
+	if err != nil {
+		return providerError("describing node group "+in.Group.Group, err)
+	}
+	inst, ok := g.Instance(in.Node.InstanceID)
+	switch {
+	case !ok:
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("instance %s is not in node group %s", in.Node.InstanceID, g.Name), ErrNotRemovable, nil)
+	case inst.Protected:
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("instance %s (node %s) is protected from scale-in", inst.ID, in.Node.Name), ErrNotRemovable, nil)
+	case g.Desired-1 < g.Min:
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("node group %s is at its minimum size %d", g.Name, g.Min), ErrNotRemovable, nil)
+	}
+	return nil
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/llmscaler/llmscaler/policy"
+	"github.com/llmscaler/llmscaler/workflows"
+)
+
+func (e *env) readyEndpoints() int {
+	slices, err := e.kube.DiscoveryV1().EndpointSlices(e.ns).List(context.Background(), metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=llm"})
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, s := range slices.Items {
+		for _, ep := range s.Endpoints {
+			if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// Load rises: a node is added, pods turn Ready, endpoints serve, the decision is recorded. Load falls: the
+// victims are cordoned, drained and removed, and the replicas reduced.
+func TestScaleOutThenScaleInOnTheRealStack(t *testing.T) {
+	e := newEnv(t, envOptions{nodes: 1, replicas: 1})
+	e.setLoad(5) // at target: steady
+	e.startWorker()
+	e.start()
+	e.waitFor("a first evaluation", 30*time.Second, func() bool { return e.status().Evaluations > 0 })
+
+	e.setLoad(15) // 15 per pod vs 5: three replicas
+	e.waitFor("the scale-out to finish", 90*time.Second, func() bool {
+		s := e.status()
+		a := lastAction(s)
+		return a != nil && a.Kind == policy.ScaleOut && a.Result != "running"
+	})
+	s := e.status()
+	a := lastAction(s)
+	if a.Result != "succeeded" || a.ToReplicas != 3 || a.ToNodes != 3 {
+		t.Fatalf("scale-out: %+v", *a)
+	}
+	if got := len(e.groupNodes()); got != 3 {
+		t.Fatalf("%d nodes in the group after the scale-out, want 3", got)
+	}
+	if r, p, ep := e.deploymentReplicas(), e.readyPods(), e.readyEndpoints(); r != 3 || p != 3 || ep != 3 {
+		t.Fatalf("after the scale-out: %d replicas, %d ready pods, %d ready endpoints; want 3 each", r, p, ep)
+	}
+	if !strings.Contains(a.Reason, "lorax_queue_length") || !strings.Contains(a.Reason, "1 -> 3") {
+		t.Errorf("the action's recorded reason does not explain it: %q", a.Reason)
+	}
+
+	e.setLoad(5) // 5 in all: back to one replica (ceil(0.33 x 3) = 2 first, as the HPA would, then 1)
+	e.waitFor("the scale-in to one replica", 90*time.Second, func() bool {
+		s := e.status()
+		return s.CurrentReplicas == 1 && s.InProgress == nil && len(e.groupNodes()) == 1
+	})
+	for _, a := range e.status().Actions {
+		if a.Kind == policy.ScaleIn && a.Result != "succeeded" {
+			t.Fatalf("scale-in: %+v", a)
+		}
+	}
+	if r := e.deploymentReplicas(); r != 1 {
+		t.Fatalf("%d replicas after the scale-in, want 1", r)
+	}
+	for _, n := range e.groupNodes() {
+		if n.Spec.Unschedulable {
+			t.Errorf("the remaining node %s is cordoned", n.Name)
+		}
+	}
+
+	// The decisions are there to be read, with their reasons.
+	v, err := e.tc.QueryWorkflow(context.Background(), e.spec.WorkflowID(), "", workflows.QueryDecisions, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decisions []policy.Decision
+	if err := v.Get(&decisions); err != nil {
+		t.Fatal(err)
+	}
+	var sawOut, sawIn bool
+	for _, d := range decisions {
+		sawOut = sawOut || d.Action == policy.ScaleOut
+		sawIn = sawIn || d.Action == policy.ScaleIn
+	}
+	if !sawOut || !sawIn {
+		t.Fatalf("decision records lack the scale-out or the scale-in (%d records)", len(decisions))
+	}
+}

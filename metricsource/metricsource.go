@@ -1,0 +1,98 @@
+// Package metricsource reads the metrics a model scales on. Resource metrics (cpu, memory) come from the
+// Kubernetes metrics API, the path the HPA reads (kubelet -> metrics-server -> metrics.k8s.io); Pods, Object
+// and External metrics, the LLM-serving signals such as lorax_queue_length, come from Prometheus.
+package metricsource
+
+import (
+	"context"
+
+	"github.com/llmscaler/llmscaler/policy"
+)
+
+// Pods says whose pods a metric is read for.
+type Pods struct {
+	Namespace string
+	// Selector is the Deployment's label selector, in its string form.
+	Selector string
+}
+
+// PodMetrics reads per-pod samples of a resource.
+type PodMetrics interface {
+	// Resource returns each pod's usage of a resource: cpu in cores, memory in bytes.
+	Resource(ctx context.Context, pods Pods, resource string) ([]policy.PodSample, error)
+}
+
+// Queries evaluates PromQL.
+type Queries interface {
+	// PerPod runs a query whose series carry a "pod" label and returns one sample per pod.
+	PerPod(ctx context.Context, query string) ([]policy.PodSample, error)
+	// Scalar runs a query and returns the sum of its series; an empty result is an error (absence is not
+	// zero: write `... or vector(0)` where it should be).
+	Scalar(ctx context.Context, query string) (float64, error)
+}
+
+// Router reads every kind of metric from the right source.
+type Router struct {
+	Resources PodMetrics
+	// Prometheus may be nil when no spec uses it; metrics that need it then read as invalid.
+	Prometheus Queries
+}
+
+// Read returns the reading of one metric; a failure is recorded in the reading's Error, which makes the
+// metric invalid for the policy (no scale-down on it).
+func (r Router) Read(ctx context.Context, pods Pods, m policy.MetricSpec) policy.MetricReading {
+	reading := policy.MetricReading{Name: m.Name()}
+	var err error
+	switch m.Type {
+	case policy.ResourceMetric:
+		if m.Resource == nil || r.Resources == nil {
+			reading.Error = "no metrics API client"
+			return reading
+		}
+		reading.Pods, err = r.Resources.Resource(ctx, pods, m.Resource.Name)
+	case policy.PodsMetric, policy.ObjectMetric, policy.ExternalMetric:
+		if r.Prometheus == nil {
+			reading.Error = "no Prometheus URL configured (prometheus.url in the worker config)"
+			return reading
+		}
+		query := metricQuery(m)
+		if m.Type == policy.PodsMetric {
+			reading.Pods, err = r.Prometheus.PerPod(ctx, query)
+		} else {
+			var v float64
+			if v, err = r.Prometheus.Scalar(ctx, query); err == nil {
+				reading.Value = &v
+			}
+		}
+	default:
+		reading.Error = "unknown metric type " + string(m.Type)
+	}
+	if err != nil {
+		reading.Error = err.Error()
+	}
+	return reading
+}
+
+// Activation reads a scale-to-zero activation signal; nil when it cannot be read.
+func (r Router) Activation(ctx context.Context, id policy.MetricIdentifier) (*float64, string) {
+	if r.Prometheus == nil {
+		return nil, "no Prometheus URL configured"
+	}
+	v, err := r.Prometheus.Scalar(ctx, id.Query)
+	if err != nil {
+		return nil, err.Error()
+	}
+	return &v, ""
+}
+
+func metricQuery(m policy.MetricSpec) string {
+	switch m.Type {
+	case policy.PodsMetric:
+		return m.Pods.Metric.Query
+	case policy.ObjectMetric:
+		return m.Object.Metric.Query
+	case policy.ExternalMetric:
+		return m.External.Metric.Query
+	}
+	return ""
+}

@@ -1,0 +1,538 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/llmscaler/llmscaler/activities"
+	"github.com/llmscaler/llmscaler/config"
+	"github.com/llmscaler/llmscaler/policy"
+)
+
+// Bounds of what the loop keeps.
+const (
+	keepDecisions = 50
+	keepActions   = 30
+	// historyCap continues-as-new even if the server never suggests it (it does near 4K events).
+	historyCap = 10000
+	// backoffBase and backoffMax space out scale-outs after failures: 1m, 2m, 4m ... 15m.
+	backoffBase = time.Minute
+	backoffMax  = 15 * time.Minute
+)
+
+// StartOptions are the options to start a model's autoscaler: its fixed ID (one per model), a static summary
+// for the Web UI, the model's search attribute, and "use the existing run" on conflict.
+func StartOptions(spec config.ModelSpec, taskQueue string) client.StartWorkflowOptions {
+	s := spec.Spec
+	return client.StartWorkflowOptions{
+		ID:                       spec.WorkflowID(),
+		TaskQueue:                taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		StaticSummary: fmt.Sprintf("Autoscaler for %s/%s: Deployment %s on node group %s (%s), %d-%d replicas",
+			spec.Metadata.Namespace, spec.Metadata.Name, s.Deployment, s.NodeGroup.Name, s.NodeGroup.Provider, s.MinReplicas, s.MaxReplicas),
+		StaticDetails: fmt.Sprintf("Evaluates every %s. Queries: `%s`, `%s`, `%s`. Updates: `%s`, `%s`, `%s`, `%s`, `%s`, `%s`, `%s`, `%s`.",
+			s.EvaluationInterval, QueryStatus, QueryDecisions, QuerySnapshot, UpdatePause, UpdateResume, UpdatePin, UpdateUnpin,
+			UpdateBounds, UpdateTargets, UpdateDrainNode, UpdateEvaluateNow),
+		TypedSearchAttributes: temporal.NewSearchAttributes(AttrModelName.ValueSet(modelName(spec))),
+	}
+}
+
+func modelName(spec config.ModelSpec) string {
+	return spec.Metadata.Namespace + "/" + spec.Metadata.Name
+}
+
+// Autoscaler is the per-model control loop. Each evaluation period it observes (one local activity), runs
+// the policy, and when the decision changes anything starts a ScaleOut or ScaleIn child workflow, so that
+// every action has its own readable history. While a child runs the loop keeps evaluating: a scale-out's
+// target is raised when load grows further, a scale-in is cancelled (and its node restored) when load
+// returns. It continues-as-new when the server suggests it, carrying the policy's windows, the overrides and
+// the recent history.
+func Autoscaler(ctx workflow.Context, in AutoscalerInput) error {
+	a := &autoscaler{spec: in.Spec.WithDefaults(), wake: workflow.NewBufferedChannel(ctx, 16)}
+	if in.Carried != nil {
+		a.c = *in.Carried
+	}
+	a.c.Runs++
+	if err := a.registerHandlers(ctx); err != nil {
+		return err
+	}
+	a.publish(ctx)
+	for {
+		a.waitForTick(ctx)
+		if ctx.Err() != nil {
+			return a.stop(ctx)
+		}
+		a.evaluate(ctx)
+		if err := a.maybeContinueAsNew(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+type autoscaler struct {
+	spec    config.ModelSpec
+	c       Carried
+	child   *runningChild
+	wake    workflow.Channel
+	evalReq int
+	lastObs *policy.Observation
+	// lastInputState is the policy state the last evaluation started from (the snapshot's state).
+	lastInputState policy.State
+	lastErr        string
+	published      published
+}
+
+type runningChild struct {
+	id           string
+	kind         policy.ActionKind
+	future       workflow.ChildWorkflowFuture
+	cancel       workflow.CancelFunc
+	target       int32
+	targetNodes  int32
+	manual       bool
+	cancelReason string
+}
+
+type published struct {
+	done             bool
+	state            string
+	current, desired int64
+	paused           bool
+	lastScale        time.Time
+}
+
+func (a *autoscaler) workflowID() string { return a.spec.WorkflowID() }
+
+// waitForTick sleeps until the next evaluation, an evaluate-now, a queued drain, or a child's end.
+func (a *autoscaler) waitForTick(ctx workflow.Context) {
+	if a.evalReq > 0 || (a.child == nil && len(a.c.Drains) > 0) {
+		return
+	}
+	interval := a.spec.Spec.EvaluationInterval.D()
+	tctx, cancel := workflow.WithCancel(ctx)
+	timer := workflow.NewTimerWithOptions(tctx, interval, workflow.TimerOptions{Summary: "next evaluation in " + interval.String()})
+	sel := workflow.NewSelector(ctx)
+	sel.AddFuture(timer, func(workflow.Future) {})
+	sel.AddReceive(a.wake, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
+	if a.child != nil {
+		sel.AddFuture(a.child.future, func(f workflow.Future) { a.childDone(ctx, f) })
+	}
+	sel.Select(ctx)
+	cancel()
+	for a.wake.ReceiveAsync(nil) {
+	}
+}
+
+// effectiveSpec is the spec with the operator's bound and target overrides applied.
+func (a *autoscaler) effectiveSpec() config.ModelSpec {
+	s := a.spec
+	o := a.c.Overrides
+	if o.MinReplicas != nil {
+		s.Spec.MinReplicas = *o.MinReplicas
+	}
+	if o.MaxReplicas != nil {
+		s.Spec.MaxReplicas = *o.MaxReplicas
+	}
+	if len(o.Targets) > 0 {
+		metrics := make([]policy.MetricSpec, len(s.Spec.Metrics))
+		copy(metrics, s.Spec.Metrics)
+		for i := range metrics {
+			for _, t := range o.Targets {
+				if metrics[i].Name() == t.Metric {
+					metrics[i] = withTarget(metrics[i], t.Value)
+				}
+			}
+		}
+		s.Spec.Metrics = metrics
+	}
+	return s
+}
+
+// withTarget returns a copy of m whose target value is v (in the unit its target type uses).
+func withTarget(m policy.MetricSpec, v float64) policy.MetricSpec {
+	t := m.Target()
+	switch t.Type {
+	case policy.UtilizationTarget:
+		u := int32(v)
+		t.AverageUtilization = &u
+	case policy.AverageValueTarget:
+		t.AverageValue = &v
+	case policy.ValueTarget:
+		t.Value = &v
+	}
+	switch m.Type {
+	case policy.ResourceMetric:
+		r := *m.Resource
+		r.Target = t
+		m.Resource = &r
+	case policy.PodsMetric:
+		p := *m.Pods
+		p.Target = t
+		m.Pods = &p
+	case policy.ObjectMetric:
+		o := *m.Object
+		o.Target = t
+		m.Object = &o
+	case policy.ExternalMetric:
+		e := *m.External
+		e.Target = t
+		m.External = &e
+	}
+	return m
+}
+
+func (a *autoscaler) observeInput(spec config.ModelSpec) activities.ObserveInput {
+	s := spec.Spec
+	in := activities.ObserveInput{
+		Deployment:  activities.DeploymentRef{Namespace: spec.Metadata.Namespace, Name: s.Deployment},
+		Group:       activities.NodeGroupRef{Provider: s.NodeGroup.Provider, Group: s.NodeGroup.Name},
+		GPUsPerNode: s.NodeGroup.GPUsPerNode,
+		Metrics:     s.Metrics,
+	}
+	if len(in.Metrics) == 0 {
+		in.Metrics = s.Spec.WithDefaults().Metrics
+	}
+	if z := s.ScaleToZero; z != nil {
+		act := z.Activation
+		in.Activation = &act
+	}
+	return in
+}
+
+// evaluate is one period: observe, decide, act, record, publish.
+func (a *autoscaler) evaluate(ctx workflow.Context) {
+	defer func() {
+		a.c.Evaluations++
+		a.evalReq = 0
+	}()
+	now := workflow.Now(ctx)
+	spec := a.effectiveSpec()
+	if o := &a.c.Overrides; o.Pinned != nil && !now.Before(o.PinnedUntil) {
+		o.Pinned, o.PinnedUntil, o.PinReason = nil, time.Time{}, ""
+	}
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    20 * time.Second,
+		ScheduleToCloseTimeout: 45 * time.Second,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
+		Summary:                "observe " + modelName(spec),
+	})
+	var obs policy.Observation
+	if err := workflow.ExecuteLocalActivity(lctx, observer.Observe, a.observeInput(spec)).Get(lctx, &obs); err != nil {
+		a.lastErr = "observing: " + errorText(err)
+		a.publish(ctx)
+		return
+	}
+	a.lastErr = ""
+	obs.InProgress = a.inProgress()
+	a.lastObs = &obs
+	a.lastInputState = a.c.Policy
+	d := policy.Evaluate(policy.Input{Spec: spec.Spec.Spec, Observation: obs, Overrides: a.policyOverrides()}, &a.c.Policy, now)
+	a.act(ctx, spec, &d)
+	a.c.Decisions = append(a.c.Decisions, d)
+	if len(a.c.Decisions) > keepDecisions {
+		a.c.Decisions = a.c.Decisions[len(a.c.Decisions)-keepDecisions:]
+	}
+	a.publish(ctx)
+}
+
+func (a *autoscaler) policyOverrides() policy.Overrides {
+	o := a.c.Overrides
+	return policy.Overrides{Paused: o.Paused, PauseReason: o.PauseReason, Pinned: o.Pinned, PinnedUntil: o.PinnedUntil}
+}
+
+func (a *autoscaler) inProgress() *policy.Action {
+	if a.child == nil {
+		return nil
+	}
+	return &policy.Action{Kind: a.child.kind, TargetReplicas: a.child.target, TargetNodes: a.child.targetNodes}
+}
+
+// act carries out a decision: start a saga, raise a running scale-out, or cancel a scale-in that load
+// has overtaken.
+func (a *autoscaler) act(ctx workflow.Context, spec config.ModelSpec, d *policy.Decision) {
+	now := workflow.Now(ctx)
+	if ch := a.child; ch != nil {
+		switch {
+		case ch.kind == policy.ScaleOut && (d.DesiredReplicas > ch.target || d.Nodes.Target > ch.targetNodes):
+			r := Retarget{Replicas: max(d.DesiredReplicas, ch.target), Nodes: max(d.Nodes.Target, ch.targetNodes)}
+			if err := ch.future.SignalChildWorkflow(ctx, SignalRetarget, r).Get(ctx, nil); err == nil {
+				a.c.Policy.RecordScale(ch.target, r.Replicas, now)
+				ch.target, ch.targetNodes = r.Replicas, r.Nodes
+				if rec := a.action(ch.id); rec != nil {
+					rec.ToReplicas, rec.ToNodes = r.Replicas, r.Nodes
+				}
+				d.Summary += fmt.Sprintf("; raised the scale-out under way to %d replicas, %d nodes", r.Replicas, r.Nodes)
+			}
+		case ch.kind == policy.ScaleIn && !ch.manual && ch.cancelReason == "" && d.DesiredReplicas > ch.target:
+			ch.cancelReason = "load returned: " + d.Summary
+			ch.cancel()
+			d.Summary += "; cancelling the scale-in under way and restoring its node"
+		}
+		return
+	}
+	if len(a.c.Drains) > 0 {
+		req := a.c.Drains[0]
+		a.c.Drains = a.c.Drains[1:]
+		a.startDrain(ctx, spec, req, d)
+		return
+	}
+	switch d.Action {
+	case policy.ScaleOut:
+		if now.Before(a.c.BackoffUntil) {
+			d.Limits = append(d.Limits, policy.Limit{Kind: policy.LimitBackoff, From: d.DesiredReplicas, To: d.CommittedReplicas,
+				Detail: fmt.Sprintf("scale-out backing off until %s after %d failure(s)", a.c.BackoffUntil.UTC().Format(time.TimeOnly), a.c.Failures)})
+			d.Summary += fmt.Sprintf("; held: scale-out backing off until %s after %d failure(s)", a.c.BackoffUntil.UTC().Format(time.TimeOnly), a.c.Failures)
+			return
+		}
+		a.startScaleOut(ctx, spec, *d)
+	case policy.ScaleIn:
+		a.startScaleIn(ctx, spec, *d)
+	}
+}
+
+func (a *autoscaler) startScaleOut(ctx workflow.Context, spec config.ModelSpec, d policy.Decision) {
+	s := spec.Spec
+	in := ScaleOutInput{
+		Model: modelRef(spec), FromReplicas: d.CurrentReplicas, TargetReplicas: d.DesiredReplicas,
+		FromNodes: d.Nodes.Requested, TargetNodes: max(d.Nodes.Target, d.Nodes.Requested), Reason: d.Summary,
+		NodeReady: s.Timeouts.NodeReady, PodsReady: s.Timeouts.PodsReady, EndpointsReady: s.Timeouts.EndpointsReady,
+	}
+	summary := fmt.Sprintf("scale out %s: %d -> %d replicas, %d -> %d nodes", modelName(spec), in.FromReplicas, in.TargetReplicas, in.FromNodes, in.TargetNodes)
+	a.startChild(ctx, policy.ScaleOut, "scale-out", summary, d, ScaleOutWorkflowName, in, in.TargetReplicas, in.TargetNodes, false)
+}
+
+func (a *autoscaler) startScaleIn(ctx workflow.Context, spec config.ModelSpec, d policy.Decision) {
+	in := ScaleInInput{
+		Model: modelRef(spec), FromReplicas: d.CurrentReplicas, TargetReplicas: d.DesiredReplicas,
+		Victims: d.Nodes.Victims, VictimPods: d.Nodes.VictimPods, DrainGrace: spec.Spec.DrainGracePeriod,
+		DrainTimeout: spec.Spec.Timeouts.Drain, Reason: d.Summary,
+	}
+	summary := fmt.Sprintf("scale in %s: %d -> %d replicas, remove %d node(s)", modelName(spec), in.FromReplicas, in.TargetReplicas, len(in.Victims))
+	a.startChild(ctx, policy.ScaleIn, "scale-in", summary, d, ScaleInWorkflowName, in, in.TargetReplicas, d.Nodes.Target, false)
+}
+
+// startDrain starts an operator's drain of one node: its pods leave (the count drops by them; the next
+// evaluations add capacity back if load or minReplicas need it) and the node is removed.
+func (a *autoscaler) startDrain(ctx workflow.Context, spec config.ModelSpec, req DrainNodeRequest, d *policy.Decision) {
+	var victim *policy.Victim
+	if a.lastObs != nil {
+		for _, n := range a.lastObs.Nodes {
+			if n.Name == req.Node {
+				victim = &policy.Victim{Node: n.Name, InstanceID: n.InstanceID, Reason: "drain requested by an operator: " + req.Reason}
+			}
+		}
+		for _, p := range a.lastObs.Pods {
+			if victim != nil && p.Node == req.Node && !p.Deleting {
+				victim.Pods = append(victim.Pods, p.Name)
+			}
+		}
+	}
+	if victim == nil {
+		d.Summary += fmt.Sprintf("; drain of %s dropped: the node is no longer in group %s", req.Node, spec.Spec.NodeGroup.Name)
+		return
+	}
+	target := max(d.CurrentReplicas-int32(len(victim.Pods)), 0)
+	in := ScaleInInput{
+		Model: modelRef(spec), FromReplicas: d.CurrentReplicas, TargetReplicas: target, Victims: []policy.Victim{*victim},
+		DrainGrace: spec.Spec.DrainGracePeriod, DrainTimeout: spec.Spec.Timeouts.Drain, Manual: true,
+		Reason: fmt.Sprintf("operator drain of %s: %s", req.Node, req.Reason),
+	}
+	d.Summary += "; draining " + req.Node + " as an operator asked"
+	summary := fmt.Sprintf("drain node %s of %s (operator: %s)", req.Node, modelName(spec), req.Reason)
+	dd := *d
+	dd.Summary = in.Reason
+	a.startChild(ctx, policy.ScaleIn, "drain", summary, dd, ScaleInWorkflowName, in, target, d.Nodes.Requested-1, true)
+}
+
+func (a *autoscaler) startChild(ctx workflow.Context, kind policy.ActionKind, label, summary string, d policy.Decision, wf string, input any, target, targetNodes int32, manual bool) {
+	now := workflow.Now(ctx)
+	a.c.ActionSeq++
+	id := fmt.Sprintf("%s/%s/%d", a.workflowID(), label, a.c.ActionSeq)
+	cctx, cancel := workflow.WithCancel(ctx)
+	closePolicy := enumspb.PARENT_CLOSE_POLICY_ABANDON // a scale-out finishes on its own
+	if kind == policy.ScaleIn {
+		closePolicy = enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL // a scale-in restores its node
+	}
+	cctx = workflow.WithChildOptions(cctx, workflow.ChildWorkflowOptions{
+		WorkflowID:          id,
+		StaticSummary:       summary,
+		StaticDetails:       "Decided at " + now.UTC().Format(time.DateTime) + " UTC: " + d.Summary,
+		ParentClosePolicy:   closePolicy,
+		WaitForCancellation: true,
+	})
+	f := workflow.ExecuteChildWorkflow(cctx, wf, input)
+	a.child = &runningChild{id: id, kind: kind, future: f, cancel: cancel, target: target, targetNodes: targetNodes, manual: manual}
+	a.c.Actions = append(a.c.Actions, ActionRecord{
+		WorkflowID: id, Kind: kind, FromReplicas: d.CurrentReplicas, ToReplicas: target, FromNodes: d.Nodes.Requested, ToNodes: targetNodes,
+		Reason: d.Summary, Started: now, Result: "running",
+	})
+	if len(a.c.Actions) > keepActions {
+		a.c.Actions = a.c.Actions[len(a.c.Actions)-keepActions:]
+	}
+	a.c.Policy.RecordScale(d.CurrentReplicas, target, now)
+	a.c.LastScale = now
+}
+
+func (a *autoscaler) action(id string) *ActionRecord {
+	for i := range a.c.Actions {
+		if a.c.Actions[i].WorkflowID == id {
+			return &a.c.Actions[i]
+		}
+	}
+	return nil
+}
+
+// childDone records how a saga ended; a failed scale-out starts (or lengthens) the backoff.
+func (a *autoscaler) childDone(ctx workflow.Context, f workflow.Future) {
+	ch := a.child
+	a.child = nil
+	var res ScaleResult
+	err := f.Get(ctx, &res)
+	now := workflow.Now(ctx)
+	rec := a.action(ch.id)
+	if rec == nil {
+		return
+	}
+	rec.Finished = now
+	switch {
+	case err == nil:
+		rec.Result = "succeeded"
+		if ch.kind == policy.ScaleOut {
+			a.c.Failures, a.c.BackoffUntil = 0, time.Time{}
+		}
+	case temporal.IsCanceledError(err):
+		rec.Result = "cancelled"
+		rec.Error = ch.cancelReason
+	default:
+		rec.Result = "failed"
+		rec.Error = errorText(err)
+		if ch.kind == policy.ScaleOut {
+			a.c.Failures++
+			backoff := min(backoffBase<<min(a.c.Failures-1, 10), backoffMax)
+			a.c.BackoffUntil = now.Add(backoff)
+			rec.Error += fmt.Sprintf(" (next scale-out not before %s)", a.c.BackoffUntil.UTC().Format(time.TimeOnly))
+		}
+	}
+	if len(res.Removed) > 0 {
+		names := ""
+		for i, n := range res.Removed {
+			if i > 0 {
+				names += ", "
+			}
+			names += n.InstanceID
+		}
+		if rec.Result == "failed" {
+			rec.Error += "; removed again: " + names
+		}
+	}
+	if len(res.Skipped) > 0 {
+		rec.Error += fmt.Sprintf("; not drained (the group would refuse to remove them): %v", res.Skipped)
+	}
+}
+
+// errorText is the innermost application error's type and message: what actually went wrong.
+func errorText(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		if appErr.Type() != "" {
+			return appErr.Type() + ": " + appErr.Message()
+		}
+		return appErr.Message()
+	}
+	var timeout *temporal.TimeoutError
+	if errors.As(err, &timeout) {
+		return "timeout (" + timeout.TimeoutType().String() + "): " + err.Error()
+	}
+	return err.Error()
+}
+
+// stop ends the loop when the workflow is cancelled (llmscaler model stop): a scale-in under way is
+// cancelled so it restores its node; a scale-out is left to finish.
+func (a *autoscaler) stop(ctx workflow.Context) error {
+	if a.child != nil && a.child.kind == policy.ScaleIn {
+		a.child.cancelReason = "the autoscaler was stopped"
+		a.child.cancel()
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		_ = a.child.future.Get(dctx, nil)
+	}
+	return ctx.Err()
+}
+
+// maybeContinueAsNew starts a fresh run when the history grows long, between actions, once no handler is
+// running; an evaluate-now that arrives meanwhile is served first.
+func (a *autoscaler) maybeContinueAsNew(ctx workflow.Context) error {
+	info := workflow.GetInfo(ctx)
+	if !info.GetContinueAsNewSuggested() && info.GetCurrentHistoryLength() < historyCap {
+		return nil
+	}
+	if a.child != nil || len(a.c.Drains) > 0 || a.evalReq > 0 {
+		return nil
+	}
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) || a.evalReq > 0 })
+	if a.evalReq > 0 || a.child != nil || len(a.c.Drains) > 0 {
+		return nil
+	}
+	return workflow.NewContinueAsNewError(ctx, AutoscalerWorkflowName, AutoscalerInput{Spec: a.spec, Carried: &a.c})
+}
+
+// state is the ScalingState search attribute's value.
+func (a *autoscaler) state(now time.Time) string {
+	switch {
+	case a.child != nil && a.child.kind == policy.ScaleOut:
+		return StateScalingOut
+	case a.child != nil:
+		return StateScalingIn
+	case a.c.Overrides.Paused:
+		return StatePaused
+	case a.lastErr != "":
+		return StateBlind
+	case now.Before(a.c.BackoffUntil):
+		return StateBackoff
+	}
+	return StateIdle
+}
+
+// publish keeps the search attributes (only when they change: each upsert is a history event) and the
+// markdown details of the Web UI current.
+func (a *autoscaler) publish(ctx workflow.Context) {
+	now := workflow.Now(ctx)
+	p := published{done: true, state: a.state(now), paused: a.c.Overrides.Paused, lastScale: a.c.LastScale}
+	if a.lastObs != nil {
+		p.current = int64(a.lastObs.SpecReplicas)
+	}
+	if d := a.lastDecision(); d != nil {
+		p.desired = int64(d.DesiredReplicas)
+	}
+	if p != a.published {
+		updates := []temporal.SearchAttributeUpdate{
+			AttrScalingState.ValueSet(p.state),
+			AttrCurrentReplicas.ValueSet(p.current),
+			AttrDesiredReplicas.ValueSet(p.desired),
+			AttrPaused.ValueSet(p.paused),
+		}
+		if !a.published.done {
+			updates = append(updates, AttrModelName.ValueSet(modelName(a.spec)))
+		}
+		if !p.lastScale.IsZero() {
+			updates = append(updates, AttrLastScaleTime.ValueSet(p.lastScale))
+		}
+		if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+			workflow.GetLogger(ctx).Warn("search attributes not updated (are they registered on the server?)", "error", err)
+		}
+		a.published = p
+	}
+	workflow.SetCurrentDetails(ctx, a.details(now))
+}
+
+func (a *autoscaler) lastDecision() *policy.Decision {
+	if len(a.c.Decisions) == 0 {
+		return nil
+	}
+	return &a.c.Decisions[len(a.c.Decisions)-1]
+}
