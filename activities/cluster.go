@@ -220,7 +220,9 @@ func (c *Cluster) DrainNode(ctx context.Context, in DrainInput) (DrainResult, er
 		return DrainResult{}, fmt.Errorf("checking the Eviction API: %w", err)
 	}
 	pods := list.Pods()
-	isModel := func(p *corev1.Pod) bool { return p.Namespace == in.Deployment.Namespace && sel.Matches(labels.Set(p.Labels)) }
+	isModel := func(p *corev1.Pod) bool {
+		return p.Namespace == in.Deployment.Namespace && sel.Matches(labels.Set(p.Labels))
+	}
 	evicted := map[string]bool{} // model pods this drain evicted, in this attempt or an earlier one
 	for _, name := range progress.Evicted {
 		evicted[name] = true

@@ -28,10 +28,10 @@ type Observer struct {
 
 // ObserveInput names what to read.
 type ObserveInput struct {
-	Deployment  DeploymentRef        `json:"deployment"`
-	Group       NodeGroupRef         `json:"group"`
-	GPUsPerNode int32                `json:"gpusPerNode,omitempty"`
-	Metrics     []policy.MetricSpec  `json:"metrics,omitempty"`
+	Deployment  DeploymentRef            `json:"deployment"`
+	Group       NodeGroupRef             `json:"group"`
+	GPUsPerNode int32                    `json:"gpusPerNode,omitempty"`
+	Metrics     []policy.MetricSpec      `json:"metrics,omitempty"`
 	Activation  *policy.MetricIdentifier `json:"activation,omitempty"`
 }
 

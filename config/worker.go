@@ -38,7 +38,7 @@ type TemporalConfig struct {
 	// TaskQueue the worker polls and the CLI starts workflows on (default "llmscaler").
 	TaskQueue string `json:"taskQueue,omitempty"`
 	// APIKey for Temporal Cloud (TEMPORAL_API_KEY).
-	APIKey string `json:"apiKey,omitempty"`
+	APIKey string    `json:"apiKey,omitempty"`
 	TLS    TLSConfig `json:"tls,omitempty"`
 }
 

@@ -75,7 +75,7 @@ func TestBehaviorStabilizationAndPolicies(t *testing.T) {
 			name:     "selectPolicy Min picks the smaller change",
 			behavior: &Behavior{ScaleUp: &ScalingRules{SelectPolicy: ptr(SelectMin)}},
 			minR:     1, maxR: 100,
-			steps:    []step{{at: 0, current: 10, propose: 40, want: 14, limit: LimitScaleUpPolicy}},
+			steps: []step{{at: 0, current: 10, propose: 40, want: 14, limit: LimitScaleUpPolicy}},
 		},
 		{
 			name: "scale-down percent policy over a period",
@@ -100,7 +100,7 @@ func TestBehaviorStabilizationAndPolicies(t *testing.T) {
 			name:     "a disabled direction never moves",
 			behavior: &Behavior{ScaleDown: &ScalingRules{StabilizationWindowSeconds: i32(0), SelectPolicy: ptr(SelectDisabled)}},
 			minR:     1, maxR: 100,
-			steps:    []step{{at: 0, current: 10, propose: 1, want: 10, limit: LimitScaleDownPolicy}},
+			steps: []step{{at: 0, current: 10, propose: 1, want: 10, limit: LimitScaleDownPolicy}},
 		},
 		{
 			name: "stabilization then policies: the window holds, then the policy slows the drop",

@@ -249,21 +249,21 @@ func TestHPAMetricRules(t *testing.T) {
 			spec: Spec{MinReplicas: 1, MaxReplicas: 20, Metrics: []MetricSpec{object("requests_per_second", AverageValueTarget, 5)}},
 			pods: readyPods(3), current: 3,
 			readings: func([]Pod) []MetricReading { return []MetricReading{{Name: "requests_per_second", Value: f64(30)}} },
-			want: 6,
+			want:     6,
 		},
 		{
 			name: "external average value within tolerance keeps the count",
 			spec: Spec{MinReplicas: 1, MaxReplicas: 20, Metrics: []MetricSpec{external("gateway_queue", AverageValueTarget, 10)}},
 			pods: readyPods(3), current: 3,
 			readings: func([]Pod) []MetricReading { return []MetricReading{{Name: "gateway_queue", Value: f64(31)}} },
-			want: 3,
+			want:     3,
 		},
 		{
 			name: "external value",
 			spec: Spec{MinReplicas: 1, MaxReplicas: 20, Metrics: []MetricSpec{external("gateway_queue", ValueTarget, 20)}},
 			pods: readyPods(2), current: 2,
 			readings: func([]Pod) []MetricReading { return []MetricReading{{Name: "gateway_queue", Value: f64(50)}} },
-			want: 5,
+			want:     5,
 		},
 		{
 			name: "several metrics: the largest proposal wins",
@@ -311,14 +311,14 @@ func TestHPAMetricRules(t *testing.T) {
 			spec: Spec{MinReplicas: 1, MaxReplicas: 20, Metrics: []MetricSpec{podsAvg("queue", 5)}},
 			pods: readyPods(4), current: 4,
 			readings: func([]Pod) []MetricReading { return []MetricReading{{Name: "queue", Error: "timeout"}} },
-			want: 4,
+			want:     4,
 		},
 		{
 			name: "a missing cpu request makes the metric invalid",
 			spec: Spec{MinReplicas: 1, MaxReplicas: 20, Metrics: []MetricSpec{cpuUtil(50)}},
 			pods: func() []Pod { p := readyPods(2); p[1].CPURequest = 0; return p }(), current: 2,
 			readings: func(p []Pod) []MetricReading { return []MetricReading{{Name: "cpu", Pods: samples(p, 1, 1)}} },
-			want: 2,
+			want:     2,
 			check: func(t *testing.T, d Decision) {
 				if !strings.Contains(d.Metrics[0].Invalid, "missing request for cpu in pod model-1") {
 					t.Errorf("invalid reason %q", d.Metrics[0].Invalid)
@@ -330,7 +330,7 @@ func TestHPAMetricRules(t *testing.T) {
 			spec: Spec{MinReplicas: 1, MaxReplicas: 20},
 			pods: readyPods(2), current: 2,
 			readings: func(p []Pod) []MetricReading { return []MetricReading{{Name: "cpu", Pods: samples(p, 1.6, 1.6)}} },
-			want: 4,
+			want:     4,
 		},
 	}
 	for _, c := range cases {

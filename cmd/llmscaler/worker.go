@@ -62,4 +62,3 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	}
 	return nil, usagef("--log-format %q: use text or json", format)
 }
-

@@ -56,10 +56,10 @@ type Options struct {
 	// Name of the stack and of its kwok cluster.
 	Name string
 	// Dir holds the stack's state; default <repo>/.dev/<Name>.
-	Dir              string
-	TemporalPort     int
-	TemporalUIPort   int
-	PrometheusPort   int
+	Dir               string
+	TemporalPort      int
+	TemporalUIPort    int
+	PrometheusPort    int
 	KubeAPIServerPort int
 	// UI starts the Temporal Web UI.
 	UI bool
