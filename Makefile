@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin
 GOTEST_FLAGS ?= -count=1 -timeout 25m
 
-.PHONY: all tools build test vet dev-up dev-down dev-status clean
+.PHONY: all tools build test vet dev-up dev-down dev-status clean replay-histories
 
 all: build
 
@@ -39,3 +39,8 @@ dev-status:
 ## clean: remove the stack state and the llmscaler binary (keeps the built tools)
 clean: dev-down
 	rm -rf .dev $(BIN)/llmscaler
+
+## replay-histories: record fresh workflow histories on the local stack for the replay test (commit them)
+replay-histories: tools
+	rm -f workflows/testdata/histories/*.json
+	LLMSCALER_UPDATE_HISTORIES=1 $(GO) test -count=1 -timeout 15m -run 'TestScaleOutThenScaleIn|TestNodeThatNever|TestPDB|TestLoadReturning|TestOverrides' ./e2e/

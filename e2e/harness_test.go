@@ -54,8 +54,22 @@ type env struct {
 	kwok      kwokprovider.Group
 
 	mu    sync.Mutex
-	load  float64 // total queue length, spread over the ready pods
-	queue *prometheus.GaugeVec
+	load  float64  // total queue length, spread over the ready pods
+	ready []string // the ready pods, as last listed
+}
+
+var queueDesc = prometheus.NewDesc("lorax_queue_length", "Requests waiting.", []string{"pod"}, nil)
+
+// Describe and Collect make env a Prometheus collector: every scrape sees the load spread over the pods
+// ready at that moment, all at once.
+func (e *env) Describe(ch chan<- *prometheus.Desc) { ch <- queueDesc }
+
+func (e *env) Collect(ch chan<- prometheus.Metric) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range e.ready {
+		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, e.load/float64(len(e.ready)), p)
+	}
 }
 
 type envOptions struct {
@@ -65,6 +79,8 @@ type envOptions struct {
 	neverReady bool
 	// grace is the pods' terminationGracePeriodSeconds (default 2).
 	grace int64
+	// deleteDelay keeps evicted pods Terminating at least this long (kwok's pod-delete stage).
+	deleteDelay string
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -85,7 +101,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		e.addReadyNode(fmt.Sprintf("i-%s%03d", strings.ReplaceAll(ns, "-", "")[:10], i))
 	}
 	e.servePrometheus()
-	e.deploy(o.replicas, o.grace)
+	e.deploy(o)
 	e.spec = e.modelSpec()
 	return e
 }
@@ -107,17 +123,20 @@ func (e *env) deleteGroupNodes() {
 	_ = e.kube.CoreV1().Nodes().DeleteCollection(context.Background(), metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: gpunode.LabelNodeGroup + "=" + e.group})
 }
 
-func (e *env) deploy(replicas int32, grace int64) {
+func (e *env) deploy(o envOptions) {
+	replicas, grace := o.replicas, o.grace
 	labels := map[string]string{"app": "llm"}
+	annotations := map[string]string{"pod-ready.stage.kwok.x-k8s.io/delay": "1s", "pod-ready.stage.kwok.x-k8s.io/jitter-delay": "2s"}
+	if o.deleteDelay != "" {
+		annotations["pod-delete.stage.kwok.x-k8s.io/delay"] = o.deleteDelay
+	}
 	dep := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "llm", Namespace: e.ns},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &replicas,
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{
-					"pod-ready.stage.kwok.x-k8s.io/delay": "1s", "pod-ready.stage.kwok.x-k8s.io/jitter-delay": "2s",
-				}},
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: annotations},
 				Spec: corev1.PodSpec{
 					NodeSelector:                  map[string]string{gpunode.LabelNodeGroup: e.group},
 					TerminationGracePeriodSeconds: &grace,
@@ -151,8 +170,7 @@ func (e *env) deploy(replicas int32, grace int64) {
 // load balancer would spread it, and registers the endpoint with the stack's Prometheus.
 func (e *env) servePrometheus() {
 	reg := prometheus.NewRegistry()
-	e.queue = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lorax_queue_length", Help: "Requests waiting."}, []string{"pod"})
-	reg.MustRegister(e.queue)
+	reg.MustRegister(e)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		e.t.Fatal(err)
@@ -187,12 +205,8 @@ func (e *env) spreadLoad(ctx context.Context) {
 		}
 	}
 	e.mu.Lock()
-	load := e.load
+	e.ready = ready
 	e.mu.Unlock()
-	e.queue.Reset()
-	for _, p := range ready {
-		e.queue.WithLabelValues(p).Set(load / float64(len(ready)))
-	}
 }
 
 func isReady(p *corev1.Pod) bool {

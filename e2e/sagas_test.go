@@ -95,4 +95,5 @@ func TestScaleOutThenScaleInOnTheRealStack(t *testing.T) {
 	if !sawOut || !sawIn {
 		t.Fatalf("decision records lack the scale-out or the scale-in (%d records)", len(decisions))
 	}
+	e.exportActions("scale-out-in")
 }

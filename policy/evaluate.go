@@ -308,7 +308,7 @@ func (d *Decision) summarize() string {
 		reasons = append(reasons, "panic mode")
 	}
 	for _, l := range d.Limits {
-		if l.From == l.To && l.Kind != LimitInvalidMetric && l.Kind != LimitDisabled && l.Kind != LimitScaleToZero {
+		if l.From == l.To && l.Kind != LimitInvalidMetric && l.Kind != LimitDisabled && l.Kind != LimitScaleToZero && l.Kind != LimitPaused && l.Kind != LimitPinned {
 			continue
 		}
 		reasons = append(reasons, limitVerb(l)+l.Detail)

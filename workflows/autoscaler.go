@@ -282,14 +282,18 @@ func (a *autoscaler) act(ctx workflow.Context, spec config.ModelSpec, d *policy.
 		a.startDrain(ctx, spec, req, d)
 		return
 	}
+	b, word := a.c.OutBackoff, "scale-out"
+	if d.Action == policy.ScaleIn {
+		b, word = a.c.InBackoff, "scale-in"
+	}
+	if d.Action != policy.NoAction && b.Active(now) {
+		detail := fmt.Sprintf("%s backing off until %s after %d failure(s)", word, b.Until.UTC().Format(time.TimeOnly), b.Failures)
+		d.Limits = append(d.Limits, policy.Limit{Kind: policy.LimitBackoff, From: d.DesiredReplicas, To: d.CommittedReplicas, Detail: detail})
+		d.Summary += "; held: " + detail
+		return
+	}
 	switch d.Action {
 	case policy.ScaleOut:
-		if now.Before(a.c.BackoffUntil) {
-			d.Limits = append(d.Limits, policy.Limit{Kind: policy.LimitBackoff, From: d.DesiredReplicas, To: d.CommittedReplicas,
-				Detail: fmt.Sprintf("scale-out backing off until %s after %d failure(s)", a.c.BackoffUntil.UTC().Format(time.TimeOnly), a.c.Failures)})
-			d.Summary += fmt.Sprintf("; held: scale-out backing off until %s after %d failure(s)", a.c.BackoffUntil.UTC().Format(time.TimeOnly), a.c.Failures)
-			return
-		}
 		a.startScaleOut(ctx, spec, *d)
 	case policy.ScaleIn:
 		a.startScaleIn(ctx, spec, *d)
@@ -379,6 +383,13 @@ func (a *autoscaler) startChild(ctx workflow.Context, kind policy.ActionKind, la
 	a.c.LastScale = now
 }
 
+func (a *autoscaler) backoff(kind policy.ActionKind) *Backoff {
+	if kind == policy.ScaleIn {
+		return &a.c.InBackoff
+	}
+	return &a.c.OutBackoff
+}
+
 func (a *autoscaler) action(id string) *ActionRecord {
 	for i := range a.c.Actions {
 		if a.c.Actions[i].WorkflowID == id {
@@ -388,7 +399,7 @@ func (a *autoscaler) action(id string) *ActionRecord {
 	return nil
 }
 
-// childDone records how a saga ended; a failed scale-out starts (or lengthens) the backoff.
+// childDone records how a saga ended; a failure starts (or lengthens) its direction's backoff.
 func (a *autoscaler) childDone(ctx workflow.Context, f workflow.Future) {
 	ch := a.child
 	a.child = nil
@@ -403,32 +414,17 @@ func (a *autoscaler) childDone(ctx workflow.Context, f workflow.Future) {
 	switch {
 	case err == nil:
 		rec.Result = "succeeded"
-		if ch.kind == policy.ScaleOut {
-			a.c.Failures, a.c.BackoffUntil = 0, time.Time{}
-		}
+		*a.backoff(ch.kind) = Backoff{}
 	case temporal.IsCanceledError(err):
 		rec.Result = "cancelled"
 		rec.Error = ch.cancelReason
 	default:
 		rec.Result = "failed"
 		rec.Error = errorText(err)
-		if ch.kind == policy.ScaleOut {
-			a.c.Failures++
-			backoff := min(backoffBase<<min(a.c.Failures-1, 10), backoffMax)
-			a.c.BackoffUntil = now.Add(backoff)
-			rec.Error += fmt.Sprintf(" (next scale-out not before %s)", a.c.BackoffUntil.UTC().Format(time.TimeOnly))
-		}
-	}
-	if len(res.Removed) > 0 {
-		names := ""
-		for i, n := range res.Removed {
-			if i > 0 {
-				names += ", "
-			}
-			names += n.InstanceID
-		}
-		if rec.Result == "failed" {
-			rec.Error += "; removed again: " + names
+		if !ch.manual {
+			b := a.backoff(ch.kind)
+			b.fail(now)
+			rec.Error += fmt.Sprintf(" (no new %s before %s)", ch.kind, b.Until.UTC().Format(time.TimeOnly))
 		}
 	}
 	if len(res.Skipped) > 0 {
@@ -492,7 +488,7 @@ func (a *autoscaler) state(now time.Time) string {
 		return StatePaused
 	case a.lastErr != "":
 		return StateBlind
-	case now.Before(a.c.BackoffUntil):
+	case a.c.OutBackoff.Active(now) || a.c.InBackoff.Active(now):
 		return StateBackoff
 	}
 	return StateIdle

@@ -33,8 +33,13 @@ func (a *autoscaler) details(now time.Time) string {
 	if st.LastError != "" {
 		fmt.Fprintf(&b, "**Last evaluation failed:** %s\n\n", st.LastError)
 	}
-	if !st.BackoffUntil.IsZero() {
-		fmt.Fprintf(&b, "**Scale-out backing off** until %s UTC after %d failure(s)\n\n", st.BackoffUntil.UTC().Format(time.TimeOnly), a.c.Failures)
+	for _, bo := range []struct {
+		word string
+		b    Backoff
+	}{{"Scale-out", st.OutBackoff}, {"Scale-in", st.InBackoff}} {
+		if !bo.b.Until.IsZero() {
+			fmt.Fprintf(&b, "**%s backing off** until %s UTC after %d failure(s)\n\n", bo.word, bo.b.Until.UTC().Format(time.TimeOnly), bo.b.Failures)
+		}
 	}
 	if d := st.LastDecision; d != nil {
 		fmt.Fprintf(&b, "**Last decision** (%s UTC): %s\n\n", d.Time.UTC().Format(time.TimeOnly), d.Summary)

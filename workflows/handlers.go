@@ -290,8 +290,11 @@ func (a *autoscaler) status(now time.Time) Status {
 		Overrides: a.c.Overrides, LastError: a.lastErr, Evaluations: a.c.Evaluations, Actions: a.c.Actions,
 		PendingDrains: a.c.Drains,
 	}
-	if now.Before(a.c.BackoffUntil) {
-		st.BackoffUntil = a.c.BackoffUntil
+	if a.c.OutBackoff.Active(now) {
+		st.OutBackoff = a.c.OutBackoff
+	}
+	if a.c.InBackoff.Active(now) {
+		st.InBackoff = a.c.InBackoff
 	}
 	if o := a.lastObs; o != nil {
 		st.CurrentReplicas = o.SpecReplicas

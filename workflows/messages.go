@@ -49,17 +49,18 @@ type AutoscalerInput struct {
 
 // Carried is what crosses a continue-as-new: the HPA's memory, the overrides, the recent history.
 type Carried struct {
-	Policy       policy.State       `json:"policy"`
-	Overrides    Overrides          `json:"overrides"`
-	Decisions    []policy.Decision  `json:"decisions,omitempty"`
-	Actions      []ActionRecord     `json:"actions,omitempty"`
-	Failures     int                `json:"failures,omitempty"`
-	BackoffUntil time.Time          `json:"backoffUntil,omitzero"`
-	Evaluations  int                `json:"evaluations"`
-	ActionSeq    int                `json:"actionSeq"`
-	Runs         int                `json:"runs"`
-	LastScale    time.Time          `json:"lastScale,omitzero"`
-	Drains       []DrainNodeRequest `json:"drains,omitempty"`
+	Policy    policy.State      `json:"policy"`
+	Overrides Overrides         `json:"overrides"`
+	Decisions []policy.Decision `json:"decisions,omitempty"`
+	Actions   []ActionRecord    `json:"actions,omitempty"`
+	// OutBackoff and InBackoff space out new attempts after failed scale-outs and scale-ins.
+	OutBackoff  Backoff            `json:"outBackoff,omitzero"`
+	InBackoff   Backoff            `json:"inBackoff,omitzero"`
+	Evaluations int                `json:"evaluations"`
+	ActionSeq   int                `json:"actionSeq"`
+	Runs        int                `json:"runs"`
+	LastScale   time.Time          `json:"lastScale,omitzero"`
+	Drains      []DrainNodeRequest `json:"drains,omitempty"`
 }
 
 // Overrides are the operator's instructions in force.
@@ -75,6 +76,21 @@ type Overrides struct {
 	// Targets replace metric targets by metric name.
 	Targets      []TargetChange `json:"targets,omitempty"`
 	BoundsReason string         `json:"boundsReason,omitempty"`
+}
+
+// Backoff counts consecutive failures of one direction and says when to try again.
+type Backoff struct {
+	Failures int       `json:"failures,omitempty"`
+	Until    time.Time `json:"until,omitzero"`
+}
+
+// Active reports whether attempts must wait at now.
+func (b Backoff) Active(now time.Time) bool { return now.Before(b.Until) }
+
+// fail records one more failure: the wait doubles from backoffBase up to backoffMax.
+func (b *Backoff) fail(now time.Time) {
+	b.Failures++
+	b.Until = now.Add(min(backoffBase<<min(b.Failures-1, 10), backoffMax))
 }
 
 // PauseRequest pauses or resumes scaling.
@@ -153,7 +169,8 @@ type Status struct {
 	Overrides       Overrides          `json:"overrides"`
 	LastDecision    *policy.Decision   `json:"lastDecision,omitempty"`
 	LastError       string             `json:"lastError,omitempty"`
-	BackoffUntil    time.Time          `json:"backoffUntil,omitzero"`
+	OutBackoff      Backoff            `json:"outBackoff,omitzero"`
+	InBackoff       Backoff            `json:"inBackoff,omitzero"`
 	Evaluations     int                `json:"evaluations"`
 	Actions         []ActionRecord     `json:"actions,omitempty"`
 	PendingDrains   []DrainNodeRequest `json:"pendingDrains,omitempty"`

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -39,7 +40,10 @@ func quick(ctx workflow.Context, summary string) workflow.Context {
 func waiting(ctx workflow.Context, summary string, deadline time.Duration) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: deadline + time.Minute,
-		HeartbeatTimeout:    30 * time.Second,
+		HeartbeatTimeout:    15 * time.Second,
+		// A cancelled saga waits until the wait has stopped before it compensates: a drain still running
+		// could otherwise lower the Deployment after the compensation restored it.
+		WaitForCancellation: true,
 		Summary:             summary,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
@@ -87,6 +91,13 @@ func ScaleOut(ctx workflow.Context, in ScaleOutInput) (ScaleResult, error) {
 				var late activities.WaitNodesResult
 				_ = appErr.Details(&late)
 				result.Removed = removeNodes(ctx, m.Group, late.NotReady, "never became Ready with GPUs allocatable")
+				ids := make([]string, len(result.Removed))
+				for i, n := range result.Removed {
+					ids[i] = n.InstanceID
+				}
+				// A failed workflow returns no result: the error itself says what the compensation did.
+				return result, temporal.NewNonRetryableApplicationError(
+					fmt.Sprintf("%s; removed again: %s", appErr.Message(), strings.Join(ids, ", ")), activities.ErrNodesNotReady, err, result)
 			}
 			return result, err
 		}
