@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin
 GOTEST_FLAGS ?= -count=1 -timeout 25m
 
-.PHONY: all tools build test vet dev-up dev-down dev-status clean replay-histories
+.PHONY: all tools build test vet dev-up dev-down dev-status clean replay-histories bench
 
 all: build
 
@@ -44,3 +44,8 @@ clean: dev-down
 replay-histories: tools
 	rm -f workflows/testdata/histories/*.json
 	LLMSCALER_UPDATE_HISTORIES=1 $(GO) test -count=1 -timeout 15m -run 'TestScaleOutThenScaleIn|TestNodeThatNever|TestPDB|TestLoadReturning|TestOverrides' ./e2e/
+
+## bench: the benchmarks (policy evaluation cost; history events per no-op tick on the local stack)
+bench: tools
+	$(GO) test -run XXX -bench . -benchtime 2s ./policy/
+	$(GO) test -run XXX -bench NoOpTick ./e2e/

@@ -21,7 +21,7 @@ var (
 )
 
 // llmscalerBinary builds the llmscaler command once per test binary.
-func llmscalerBinary(t *testing.T) string {
+func llmscalerBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		root, err := testbed.RepoRoot()
@@ -104,6 +104,7 @@ func (e *env) startWorkerProcess(configFile, logName string) *exec.Cmd {
 // The worker is killed (SIGKILL) in the middle of a scale-out and started again: the saga finishes and
 // exactly the intended nodes exist.
 func TestWorkerKilledMidScaleOutResumesWithExactlyTheIntendedNodes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{nodes: 1, replicas: 1})
 	e.kwok.BootDelay = policy.Duration(8 * time.Second) // a window to kill the worker in
 	cfg := e.workerConfig()

@@ -31,6 +31,7 @@ func (e *env) podUIDs() map[string]types.UID {
 // A node that never becomes Ready is removed again by compensation; the failure is recorded and the next
 // scale-out waits (backoff).
 func TestNodeThatNeverBecomesReadyIsRemovedAndTheFailureRecorded(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{nodes: 1, replicas: 1, neverReady: true})
 	e.spec.Spec.Timeouts.NodeReady = policy.Duration(6 * time.Second)
 	e.setLoad(10) // two replicas
@@ -65,6 +66,7 @@ func TestNodeThatNeverBecomesReadyIsRemovedAndTheFailureRecorded(t *testing.T) {
 
 // A PodDisruptionBudget that blocks the drain leads to an uncordon and no pod deleted by force.
 func TestPDBBlockingTheDrainRestoresTheNodeAndDeletesNoPod(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{nodes: 2, replicas: 2})
 	e.spec.Spec.Timeouts.Drain = policy.Duration(5 * time.Second)
 	two := intstr.FromInt32(2)
@@ -116,6 +118,7 @@ func TestPDBBlockingTheDrainRestoresTheNodeAndDeletesNoPod(t *testing.T) {
 
 // Load returning while a scale-in drains cancels it and restores the node to service.
 func TestLoadReturningMidDrainCancelsTheScaleIn(t *testing.T) {
+	t.Parallel()
 	// Evicted pods take 20-40 s to finish (kwok's delete stage), long enough to change our mind.
 	e := newEnv(t, envOptions{nodes: 2, replicas: 2, grace: 40, deleteDelay: "20s"})
 	e.setLoad(10) // at target for two

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -44,7 +43,7 @@ func TestMain(m *testing.M) { testbed.Main(m) }
 // env is one test's model: a Deployment of simulated LLM servers on a group of simulated GPU nodes, a
 // Prometheus series of their queue lengths that the test drives, and an autoscaler worker.
 type env struct {
-	t         *testing.T
+	t         testing.TB
 	ns        string
 	group     string
 	taskQueue string
@@ -83,7 +82,7 @@ type envOptions struct {
 	deleteDelay string
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	ns := testbed.Namespace(t)
 	e := &env{t: t, ns: ns, group: ns, taskQueue: testbed.TaskQueue(t), kube: testbed.KubeClient(t), tc: testbed.TemporalClient(t)}
@@ -98,7 +97,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		BootDelay: policy.Duration(2 * time.Second), GPUDelay: policy.Duration(time.Second),
 	}, NeverReady: o.neverReady}
 	for i := range o.nodes {
-		e.addReadyNode(fmt.Sprintf("i-%s%03d", strings.ReplaceAll(ns, "-", "")[:10], i))
+		e.addReadyNode(fmt.Sprintf("i-%s%03d", ns[len(ns)-6:], i)) // the namespace ends in a random suffix
 	}
 	e.servePrometheus()
 	e.deploy(o)
@@ -299,10 +298,13 @@ func (e *env) start() client.WorkflowRun {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() {
+		// Stop it as `llmscaler model stop` does; without a worker left to run the stop, terminate it.
 		_ = e.tc.CancelWorkflow(context.Background(), e.spec.WorkflowID(), "")
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = run.Get(ctx, nil)
+		if err := run.Get(ctx, nil); ctx.Err() != nil {
+			_ = e.tc.TerminateWorkflow(context.Background(), e.spec.WorkflowID(), "", "test over: no worker to stop it", err)
+		}
 	})
 	return run
 }

@@ -48,6 +48,7 @@ func (e *env) updateEvents() int {
 }
 
 func TestOverridesAreValidatedAndApplied(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{nodes: 2, replicas: 2})
 	e.setLoad(10)
 	e.startWorker()

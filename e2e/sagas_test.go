@@ -32,6 +32,7 @@ func (e *env) readyEndpoints() int {
 // Load rises: a node is added, pods turn Ready, endpoints serve, the decision is recorded. Load falls: the
 // victims are cordoned, drained and removed, and the replicas reduced.
 func TestScaleOutThenScaleInOnTheRealStack(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{nodes: 1, replicas: 1})
 	e.setLoad(5) // at target: steady
 	e.startWorker()

@@ -3,9 +3,11 @@ package testbed
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -134,7 +136,11 @@ scrape_configs:
 
 // createCluster creates the kwok cluster with the binary runtime: every component a local process.
 func createCluster(ctx context.Context, s *Stack, root string, bins map[string]string, opts Options) error {
-	config, err := kwokctlConfig(root)
+	ports, err := kwokPorts(opts)
+	if err != nil {
+		return err
+	}
+	config, err := kwokctlConfig(root, ports)
 	if err != nil {
 		return err
 	}
@@ -153,9 +159,6 @@ func createCluster(ctx context.Context, s *Stack, root string, bins map[string]s
 		"--kubeconfig", "",
 		"-c", configFile,
 		"--wait", "2m",
-	}
-	if opts.KubeAPIServerPort != 0 {
-		args = append(args, "--kube-apiserver-port", strconv.Itoa(opts.KubeAPIServerPort))
 	}
 	ctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
 	defer cancel()
@@ -182,9 +185,28 @@ func kwokEnv(s *Stack, root string) []string {
 	}
 }
 
-// kwokctlConfig assembles the kwokctl configuration: metrics-server's manifests (copied into bin/ by
-// `make tools`), the node and pod stages, and the resource-usage emulation (deploy/dev/kwok).
-func kwokctlConfig(root string) (string, error) {
+// kwokPorts picks every port of the cluster's components from the kernel's free ports. kwokctl's own choice
+// counts down from 32767, so two clusters created at once (two test binaries) would collide.
+func kwokPorts(opts Options) (map[string]int, error) {
+	ports := map[string]int{}
+	for _, name := range []string{"kubeApiserverPort", "etcdPort", "etcdPeerPort", "kubeControllerManagerPort",
+		"kubeSchedulerPort", "kwokControllerPort", "metricsServerPort"} {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[name] = p
+	}
+	if opts.KubeAPIServerPort != 0 {
+		ports["kubeApiserverPort"] = opts.KubeAPIServerPort
+	}
+	return ports, nil
+}
+
+// kwokctlConfig assembles the kwokctl configuration: the components' ports, metrics-server's manifests
+// (copied into bin/ by `make tools`), the node and pod stages, and the resource-usage emulation
+// (deploy/dev/kwok).
+func kwokctlConfig(root string, ports map[string]int) (string, error) {
 	manifests := filepath.Join(root, "bin", "metrics-server-manifests")
 	if _, err := os.Stat(filepath.Join(manifests, "kustomization.yaml")); err != nil {
 		return "", fmt.Errorf("metrics-server manifests are missing from %s: run `make tools`", manifests)
@@ -196,6 +218,9 @@ options:
   metricsServerManifests:
   - %s
 `, manifests)
+	for _, name := range slices.Sorted(maps.Keys(ports)) {
+		fmt.Fprintf(&b, "  %s: %d\n", name, ports[name])
+	}
 	for _, f := range []string{"stages-node.yaml", "stages-pod.yaml", "metrics.yaml"} {
 		data, err := os.ReadFile(filepath.Join(root, "deploy", "dev", "kwok", f))
 		if err != nil {
@@ -215,6 +240,8 @@ func writeDownScript(s *Stack, bins map[string]string) error {
 # Stops the stack started in this folder. Written by internal/testbed; safe to run more than once.
 dir=%[1]q
 if [ -d "$dir/kwok/clusters/%[2]s" ]; then
+  # Keep the components' logs: kwokctl's delete removes the cluster's folder.
+  mkdir -p "$dir/logs/kwok" && cp -r "$dir/kwok/clusters/%[2]s/logs/." "$dir/logs/kwok/" 2>/dev/null
   KWOK_WORKDIR="$dir/kwok" %[3]q --name %[2]q delete cluster >>"$dir/logs/kwokctl-delete.log" 2>&1
 fi
 for f in "$dir"/pids/*; do

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -117,6 +118,13 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := writeDownScript(s, bins); err != nil {
 		return nil, err
 	}
+	// One stack starts at a time on this machine: free ports are chosen, then bound, and two starts at once
+	// could pick the same ones.
+	unlock, err := lockFile(filepath.Join(root, ".dev", ".start.lock"))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	defer func() {
 		if err != nil {
 			_ = s.Stop()
@@ -270,4 +278,23 @@ func requireTools(root string, names ...string) (map[string]string, error) {
 			filepath.Join(root, "bin"), strings.Join(missing, ", "), strings.Join(missing, " "), root)
 	}
 	return paths, nil
+}
+
+// lockFile takes an exclusive lock on path (created if needed) and returns its release.
+func lockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }

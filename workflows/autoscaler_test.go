@@ -1,0 +1,89 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/llmscaler/llmscaler/activities"
+	"github.com/llmscaler/llmscaler/config"
+	"github.com/llmscaler/llmscaler/policy"
+	"github.com/llmscaler/llmscaler/workflows"
+)
+
+func testSpec() config.ModelSpec {
+	five := 5.0
+	m := config.ModelSpec{
+		APIVersion: config.APIVersion, Kind: config.ModelKind,
+		Metadata: config.Metadata{Name: "llm", Namespace: "models"},
+		Spec: config.ModelSpecBody{
+			Spec: policy.Spec{MinReplicas: 1, MaxReplicas: 8, Metrics: []policy.MetricSpec{{Type: policy.PodsMetric, Pods: &policy.PodsMetricSource{
+				Metric: policy.MetricIdentifier{Name: "queue", Query: "q"},
+				Target: policy.MetricTarget{Type: policy.AverageValueTarget, AverageValue: &five}}}}},
+			Deployment: "llm",
+			NodeGroup:  config.NodeGroupSpec{Provider: "kwok", Name: "gpu-pool", GPUsPerNode: 1},
+		},
+	}
+	return m.WithDefaults()
+}
+
+// steady is an observation of two ready pods at target, on two nodes.
+func steady(now time.Time) policy.Observation {
+	o := policy.Observation{Time: now, SpecReplicas: 2, Group: policy.NodeGroup{Name: "gpu-pool", Min: 0, Max: 8, Desired: 2, GPUsPerNode: 1}}
+	for _, n := range []string{"a", "b"} {
+		o.Pods = append(o.Pods, policy.Pod{Name: "llm-" + n, Phase: policy.PodRunning, Ready: true, Node: "node-" + n,
+			StartTime: now.Add(-time.Hour), ReadyChanged: now.Add(-time.Hour)})
+		o.Nodes = append(o.Nodes, policy.Node{Name: "node-" + n, InstanceID: "i-" + n, Ready: true, GPUsAllocatable: 1})
+		o.Metrics = []policy.MetricReading{{Name: "queue", Pods: []policy.PodSample{{Pod: "llm-a", Value: 5}, {Pod: "llm-b", Value: 5}}}}
+	}
+	return o
+}
+
+func TestAutoscalerContinuesAsNewCarryingItsState(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(workflows.Autoscaler, workflow.RegisterOptions{Name: workflows.AutoscalerWorkflowName})
+	env.RegisterActivity(&activities.Observer{})
+	var o *activities.Observer
+	env.OnActivity(o.Observe, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, _ activities.ObserveInput) (policy.Observation, error) { return steady(env.Now()), nil })
+
+	var rejected, accepted error
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(workflows.UpdatePause, "bad", &testsuite.TestUpdateCallback{OnReject: func(err error) { rejected = err }},
+			workflows.PauseRequest{})
+		env.UpdateWorkflow(workflows.UpdatePause, "good", &testsuite.TestUpdateCallback{OnReject: func(err error) { accepted = err }},
+			workflows.PauseRequest{Reason: "maintenance"})
+	}, 20*time.Second)
+	env.RegisterDelayedCallback(func() { env.SetContinueAsNewSuggested(true) }, 50*time.Second)
+
+	env.ExecuteWorkflow(workflows.AutoscalerWorkflowName, workflows.AutoscalerInput{Spec: testSpec()})
+	err := env.GetWorkflowError()
+	var can *workflow.ContinueAsNewError
+	if !errors.As(err, &can) {
+		t.Fatalf("workflow ended with %v, want continue-as-new", err)
+	}
+	if rejected == nil || accepted != nil {
+		t.Fatalf("pause without a reason: %v (want rejected); with one: %v (want accepted)", rejected, accepted)
+	}
+	var next workflows.AutoscalerInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	c := next.Carried
+	if c == nil || c.Evaluations < 3 || !c.Overrides.Paused || c.Overrides.PauseReason != "maintenance" || len(c.Decisions) != c.Evaluations {
+		t.Fatalf("carried state: %+v", c)
+	}
+	if len(c.Policy.Recommendations) == 0 {
+		t.Fatal("the stabilization window's recommendations were not carried")
+	}
+	if next.Spec.WorkflowID() != "autoscaler/models/llm" {
+		t.Fatalf("carried spec for %s", next.Spec.WorkflowID())
+	}
+}

@@ -1,0 +1,200 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/llmscaler/llmscaler/activities"
+	"github.com/llmscaler/llmscaler/policy"
+	"github.com/llmscaler/llmscaler/traffic"
+	"github.com/llmscaler/llmscaler/worker"
+	"github.com/llmscaler/llmscaler/workflows"
+)
+
+var (
+	nodes   *activities.Nodes
+	cluster *activities.Cluster
+	traf    *activities.Traffic
+)
+
+func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	worker.Register(env, worker.Deps{})
+	t.Cleanup(func() { env.AssertExpectations(t) })
+	return env
+}
+
+var model = workflows.ModelRef{
+	Namespace: "models", Name: "llm",
+	Deployment:   activities.DeploymentRef{Namespace: "models", Name: "llm"},
+	Group:        activities.NodeGroupRef{Provider: "kwok", Group: "gpu-pool"},
+	LoadBalancer: workflows.LoadBalancerRef{Mode: "endpoints", Config: traffic.Config{Namespace: "models", Service: "llm"}},
+}
+
+func scaleOutInput() workflows.ScaleOutInput {
+	return workflows.ScaleOutInput{Model: model, FromReplicas: 2, TargetReplicas: 4, FromNodes: 2, TargetNodes: 4,
+		NodeReady: policy.Duration(10 * time.Minute), PodsReady: policy.Duration(10 * time.Minute), EndpointsReady: policy.Duration(time.Minute)}
+}
+
+func TestScaleOutAsksForAbsoluteSizesInOrder(t *testing.T) {
+	env := newEnv(t)
+	var order []string
+	env.OnActivity(nodes.SetGroupSize, mock.Anything, activities.SetGroupSizeInput{Group: model.Group, Size: 4}).
+		Run(func(mock.Arguments) { order = append(order, "nodes") }).Return(activities.SetGroupSizeResult{Previous: 2}, nil).Once()
+	env.OnActivity(nodes.WaitNodesReady, mock.Anything, mock.MatchedBy(func(in activities.WaitNodesInput) bool { return in.Want == 4 })).
+		Run(func(mock.Arguments) { order = append(order, "wait-nodes") }).Return(activities.WaitNodesResult{}, nil).Once()
+	env.OnActivity(cluster.ScaleDeployment, mock.Anything, activities.ScaleDeploymentInput{Deployment: model.Deployment, Replicas: 4}).
+		Run(func(mock.Arguments) { order = append(order, "deployment") }).Return(activities.ScaleDeploymentResult{Previous: 2}, nil).Once()
+	ready := []traffic.Target{{Pod: "a"}, {Pod: "b"}, {Pod: "c"}, {Pod: "d"}}
+	env.OnActivity(cluster.WaitPodsReady, mock.Anything, mock.MatchedBy(func(in activities.WaitPodsInput) bool { return in.Replicas == 4 })).
+		Run(func(mock.Arguments) { order = append(order, "wait-pods") }).Return(activities.WaitPodsResult{Ready: ready}, nil).Once()
+	env.OnActivity(traf.RegisterTargets, mock.Anything, mock.Anything).Return(nil).Once()
+	env.OnActivity(traf.WaitServing, mock.Anything, mock.Anything).
+		Run(func(mock.Arguments) { order = append(order, "serving") }).Return([]string{"a", "b", "c", "d"}, nil).Once()
+
+	env.ExecuteWorkflow(workflows.ScaleOutWorkflowName, scaleOutInput())
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"nodes", "wait-nodes", "deployment", "wait-pods", "serving"}
+	if len(order) != len(want) {
+		t.Fatalf("steps %v, want %v", order, want)
+	}
+	for i := range want {
+		if order[i] != want[i] {
+			t.Fatalf("steps %v, want %v", order, want)
+		}
+	}
+}
+
+func TestScaleOutRemovesNodesThatNeverBecameReady(t *testing.T) {
+	env := newEnv(t)
+	late := activities.WaitNodesResult{NotReady: []activities.NodeRef{{Name: "n3", InstanceID: "i-3"}, {InstanceID: "i-4"}}}
+	env.OnActivity(nodes.SetGroupSize, mock.Anything, mock.Anything).Return(activities.SetGroupSizeResult{Previous: 2}, nil)
+	env.OnActivity(nodes.WaitNodesReady, mock.Anything, mock.Anything).
+		Return(activities.WaitNodesResult{}, temporal.NewNonRetryableApplicationError("2 of 4 ready", activities.ErrNodesNotReady, nil, late))
+	var removed []string
+	env.OnActivity(nodes.TerminateNode, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		removed = append(removed, args.Get(1).(activities.TerminateNodeInput).Node.InstanceID)
+	}).Return(nil).Twice()
+
+	env.ExecuteWorkflow(workflows.ScaleOutWorkflowName, scaleOutInput())
+	err := env.GetWorkflowError()
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != activities.ErrNodesNotReady {
+		t.Fatalf("error %v, want %s", err, activities.ErrNodesNotReady)
+	}
+	if len(removed) != 2 || removed[0] != "i-3" || removed[1] != "i-4" {
+		t.Fatalf("removed %v, want i-3 and i-4", removed)
+	}
+	env.AssertNotCalled(t, "ScaleDeployment", mock.Anything, mock.Anything)
+}
+
+func TestScaleOutRetargetRaisesTheSizeWhileWaiting(t *testing.T) {
+	env := newEnv(t)
+	var sizes []int32
+	env.OnActivity(nodes.SetGroupSize, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		sizes = append(sizes, args.Get(1).(activities.SetGroupSizeInput).Size)
+	}).Return(activities.SetGroupSizeResult{}, nil)
+	waits := 0
+	env.OnActivity(nodes.WaitNodesReady, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.WaitNodesInput) (activities.WaitNodesResult, error) {
+			waits++
+			if waits == 1 { // the first wait is cancelled by the retarget
+				for ctx.Err() == nil {
+					activity.RecordHeartbeat(ctx)
+					time.Sleep(20 * time.Millisecond)
+				}
+				return activities.WaitNodesResult{}, ctx.Err()
+			}
+			return activities.WaitNodesResult{}, nil
+		})
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(workflows.SignalRetarget, workflows.Retarget{Replicas: 6, Nodes: 6})
+	}, time.Second)
+	env.OnActivity(cluster.ScaleDeployment, mock.Anything, activities.ScaleDeploymentInput{Deployment: model.Deployment, Replicas: 6}).Return(activities.ScaleDeploymentResult{}, nil)
+	env.OnActivity(cluster.WaitPodsReady, mock.Anything, mock.Anything).Return(activities.WaitPodsResult{}, nil)
+	env.OnActivity(traf.RegisterTargets, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(traf.WaitServing, mock.Anything, mock.Anything).Return([]string{}, nil)
+
+	env.ExecuteWorkflow(workflows.ScaleOutWorkflowName, scaleOutInput())
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res workflows.ScaleResult
+	_ = env.GetWorkflowResult(&res)
+	if len(sizes) != 2 || sizes[0] != 4 || sizes[1] != 6 || res.Replicas != 6 {
+		t.Fatalf("sizes %v, replicas %d; want 4 then 6, and 6 replicas", sizes, res.Replicas)
+	}
+}
+
+func scaleInInput() workflows.ScaleInInput {
+	return workflows.ScaleInInput{Model: model, FromReplicas: 3, TargetReplicas: 2,
+		Victims:      []policy.Victim{{Node: "n1", InstanceID: "i-1", Pods: []string{"p1"}}},
+		DrainTimeout: policy.Duration(5 * time.Minute), DrainGrace: policy.Duration(120 * time.Second)}
+}
+
+func TestScaleInNeverDrainsANodeTheGroupWouldKeep(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(nodes.CheckRemovable, mock.Anything, mock.Anything).
+		Return(temporal.NewNonRetryableApplicationError("instance i-1 is protected from scale-in", activities.ErrNotRemovable, nil))
+	env.OnActivity(cluster.PodTargets, mock.Anything, mock.Anything).Return([]traffic.Target{{Pod: "p9"}}, nil).Maybe()
+	env.OnActivity(traf.DeregisterTargets, mock.Anything, mock.Anything).Return(nil).Maybe()
+	env.OnActivity(cluster.ScaleDeployment, mock.Anything, mock.Anything).Return(activities.ScaleDeploymentResult{}, nil).Maybe()
+	env.ExecuteWorkflow(workflows.ScaleInWorkflowName, scaleInInput())
+	env.AssertNotCalled(t, "Cordon", mock.Anything, mock.Anything)
+	env.AssertNotCalled(t, "DrainNode", mock.Anything, mock.Anything)
+	env.AssertNotCalled(t, "TerminateNode", mock.Anything, mock.Anything)
+	var res workflows.ScaleResult
+	if err := env.GetWorkflowError(); err == nil {
+		_ = env.GetWorkflowResult(&res)
+		if len(res.Skipped) != 1 {
+			t.Fatalf("skipped %v", res.Skipped)
+		}
+	}
+}
+
+func TestScaleInCancelledMidDrainRestoresTheNode(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(nodes.CheckRemovable, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(cluster.PodTargets, mock.Anything, mock.Anything).Return([]traffic.Target{{Pod: "p1", IP: "10.0.0.1"}}, nil)
+	env.OnActivity(traf.DeregisterTargets, mock.Anything, mock.Anything).Return(nil)
+	var cordons []bool
+	env.OnActivity(cluster.Cordon, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		cordons = append(cordons, args.Get(1).(activities.CordonInput).Unschedule)
+	}).Return(nil)
+	env.OnActivity(cluster.DrainNode, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.DrainInput) (activities.DrainResult, error) {
+			go env.CancelWorkflow() // load returns while the drain waits
+			for ctx.Err() == nil { // a drain waiting on terminating pods, heartbeating
+				activity.RecordHeartbeat(ctx)
+				time.Sleep(20 * time.Millisecond)
+			}
+			return activities.DrainResult{}, ctx.Err()
+		})
+	var restored int32
+	env.OnActivity(cluster.ScaleDeployment, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		restored = args.Get(1).(activities.ScaleDeploymentInput).Replicas
+	}).Return(activities.ScaleDeploymentResult{}, nil)
+	env.OnActivity(traf.RegisterTargets, mock.Anything, mock.Anything).Return(nil)
+
+	env.ExecuteWorkflow(workflows.ScaleInWorkflowName, scaleInInput())
+	if err := env.GetWorkflowError(); !temporal.IsCanceledError(err) {
+		t.Fatalf("error %v, want cancelled", err)
+	}
+	if len(cordons) != 2 || !cordons[0] || cordons[1] {
+		t.Fatalf("cordon calls %v, want cordon then uncordon", cordons)
+	}
+	if restored != 3 {
+		t.Fatalf("the Deployment was put back to %d replicas, want 3", restored)
+	}
+	env.AssertNotCalled(t, "TerminateNode", mock.Anything, mock.Anything)
+}
