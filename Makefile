@@ -40,10 +40,11 @@ dev-status:
 clean: dev-down
 	rm -rf .dev $(BIN)/llmscaler
 
-## replay-histories: record fresh workflow histories on the local stack for the replay test (commit them)
+## replay-histories: record fresh workflow histories on the local stack for the replay test (commit them;
+## histories named v0-* are kept: they are runs of older workflow code that must still replay)
 replay-histories: tools
-	rm -f workflows/testdata/histories/*.json
-	LLMSCALER_UPDATE_HISTORIES=1 $(GO) test -count=1 -timeout 15m -run 'TestScaleOutThenScaleIn|TestNodeThatNever|TestPDB|TestLoadReturning|TestOverrides' ./e2e/
+	find workflows/testdata/histories -name "*.json" ! -name "v0-*" -delete
+	LLMSCALER_UPDATE_HISTORIES=1 $(GO) test -count=1 -timeout 15m -run 'TestScaleOutThenScaleIn|TestNodeThatNever|TestPDB|TestLoadReturning|TestOverrides|TestAWSAutoScalingGroupSagas|TestAWSCapacity' ./e2e/
 
 ## bench: the benchmarks (policy evaluation cost; history events per no-op tick on the local stack)
 bench: tools

@@ -9,6 +9,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/llmscaler/llmscaler/cloudapi"
 	"github.com/llmscaler/llmscaler/nodegroup"
 	"github.com/llmscaler/llmscaler/traffic"
 )
@@ -47,21 +48,29 @@ func sortedNames[V any](m map[string]V) []string {
 // throttleDelay is how long to wait after a provider throttled us before the next attempt.
 const throttleDelay = 5 * time.Second
 
-// providerError turns a node provider failure into a Temporal error the retry policy understands: errors
+// cloudError turns a cloud adapter's failure into a Temporal error the retry policy understands: errors
 // that a retry cannot fix (bounds, capacity, validation, protection, a missing group) are non-retryable and
-// carry their kind as the error type, so the workflow can compensate and the history says what happened;
-// throttling is retried after a pause; anything else is retried with the activity's backoff.
-func providerError(what string, err error) error {
-	var pe *nodegroup.Error
-	if !errors.As(err, &pe) {
-		return fmt.Errorf("%s: %w", what, err)
+// carry their kind as the error type, so the workflow can compensate and the history says what happened
+// with the provider's error code; throttling is retried after a pause (the SDK's own retryer has already
+// tried a few times: the activity's retries space out beyond it instead of multiplying blindly); anything
+// else is retried with the activity's backoff.
+func cloudError(what string, err error) error {
+	if err == nil {
+		return nil
 	}
-	msg := what + ": " + pe.Error()
-	switch pe.Kind {
-	case nodegroup.Throttled:
-		return temporal.NewApplicationErrorWithOptions(msg, string(pe.Kind), temporal.ApplicationErrorOptions{NextRetryDelay: throttleDelay, Cause: err})
+	msg := err.Error()
+	if what != "" {
+		msg = what + ": " + msg
+	}
+	var ce *cloudapi.Error
+	if !errors.As(err, &ce) {
+		return errors.New(msg)
+	}
+	switch ce.Kind {
+	case cloudapi.Throttled:
+		return temporal.NewApplicationErrorWithOptions(msg, string(ce.Kind), temporal.ApplicationErrorOptions{NextRetryDelay: throttleDelay, Cause: err})
 	case "":
-		return fmt.Errorf("%s: %w", what, err)
+		return errors.New(msg)
 	}
-	return temporal.NewNonRetryableApplicationError(msg, string(pe.Kind), err)
+	return temporal.NewNonRetryableApplicationError(msg, string(ce.Kind), err)
 }

@@ -11,6 +11,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/llmscaler/llmscaler/cloudapi"
+	"github.com/llmscaler/llmscaler/nodegroup"
 )
 
 // Nodes resizes node groups and waits for their nodes.
@@ -36,13 +39,13 @@ func (n *Nodes) SetGroupSize(ctx context.Context, in SetGroupSizeInput) (SetGrou
 	}
 	g, err := p.Describe(ctx, in.Group.Group)
 	if err != nil {
-		return SetGroupSizeResult{}, providerError("describing node group "+in.Group.Group, err)
+		return SetGroupSizeResult{}, cloudError("describing node group "+in.Group.Group, err)
 	}
 	if g.Desired == in.Size {
 		return SetGroupSizeResult{Previous: g.Desired}, nil
 	}
 	if err := p.SetDesiredSize(ctx, in.Group.Group, in.Size); err != nil {
-		return SetGroupSizeResult{}, providerError(fmt.Sprintf("setting the size of node group %s to %d", in.Group.Group, in.Size), err)
+		return SetGroupSizeResult{}, cloudError(fmt.Sprintf("setting the size of node group %s to %d", in.Group.Group, in.Size), err)
 	}
 	return SetGroupSizeResult{Previous: g.Desired}, nil
 }
@@ -51,7 +54,7 @@ func (n *Nodes) SetGroupSize(ctx context.Context, in SetGroupSizeInput) (SetGrou
 // fails with ErrNodesNotReady, naming the instances that are not serving (details: WaitNodesResult).
 func (n *Nodes) WaitNodesReady(ctx context.Context, in WaitNodesInput) (WaitNodesResult, error) {
 	for {
-		_, nodes, err := groupNodes(ctx, n.Kube, n.Providers, in.Group)
+		group, nodes, err := groupNodes(ctx, n.Kube, n.Providers, in.Group)
 		if err != nil {
 			return WaitNodesResult{}, err
 		}
@@ -66,6 +69,15 @@ func (n *Nodes) WaitNodesReady(ctx context.Context, in WaitNodesInput) (WaitNode
 		activity.RecordHeartbeat(ctx, res)
 		if int32(len(res.Serving)) >= in.Want {
 			return res, nil
+		}
+		if failed, ok := failedLaunch(group, in.Since); ok {
+			typ, code := ErrLaunchFailed, "LaunchFailed"
+			if cloudapi.IsCapacityMessage(failed.Message) {
+				typ, code = ErrCapacityUnavailable, "InsufficientInstanceCapacity"
+			}
+			return res, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("node group %s: %s: scaling activity %s failed at %s: %s (%d of %d nodes serving)", in.Group.Group, code, failed.ID,
+					failed.Start.UTC().Format(time.TimeOnly), failed.Message, len(res.Serving), in.Want), typ, nil, res)
 		}
 		if time.Now().After(in.Deadline) {
 			ids := make([]string, len(res.NotReady))
@@ -93,7 +105,7 @@ func (n *Nodes) TerminateNode(ctx context.Context, in TerminateNodeInput) error 
 		return err
 	}
 	if err := p.TerminateInstance(ctx, in.Group.Group, in.Node.InstanceID); err != nil {
-		return providerError(fmt.Sprintf("terminating instance %s of node group %s", in.Node.InstanceID, in.Group.Group), err)
+		return cloudError(fmt.Sprintf("terminating instance %s of node group %s", in.Node.InstanceID, in.Group.Group), err)
 	}
 	if in.Node.Name != "" {
 		// The cloud's node lifecycle controller would delete it too, later; it is drained already.
@@ -114,7 +126,7 @@ func (n *Nodes) CheckRemovable(ctx context.Context, in CheckRemovableInput) erro
 	}
 	g, err := p.Describe(ctx, in.Group.Group)
 	if err != nil {
-		return providerError("describing node group "+in.Group.Group, err)
+		return cloudError("describing node group "+in.Group.Group, err)
 	}
 	inst, ok := g.Instance(in.Node.InstanceID)
 	switch {
@@ -138,4 +150,14 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// failedLaunch returns the group's first launch that failed since the nodes were asked for, if any.
+func failedLaunch(g nodegroup.Group, since time.Time) (nodegroup.Activity, bool) {
+	for _, a := range g.Activities {
+		if a.Status == "Failed" && !a.Start.Before(since) && strings.Contains(a.Description, "Launching") {
+			return a, true
+		}
+	}
+	return nodegroup.Activity{}, false
 }

@@ -136,7 +136,7 @@ func groupNodes(ctx context.Context, kube kubernetes.Interface, providers Provid
 	}
 	group, err := p.Describe(ctx, ref.Group)
 	if err != nil {
-		return group, nil, providerError(fmt.Sprintf("describing node group %s", ref.Group), err)
+		return group, nil, cloudError(fmt.Sprintf("describing node group %s", ref.Group), err)
 	}
 	list, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {

@@ -31,7 +31,7 @@ func (t *Traffic) RegisterTargets(ctx context.Context, in TrafficInput) error {
 	if err != nil {
 		return err
 	}
-	return lb.Register(ctx, in.Config, in.Targets)
+	return cloudError("", lb.Register(ctx, in.Config, in.Targets))
 }
 
 // WaitServing waits until every target serves traffic (a ready endpoint, a healthy target). Past the
@@ -44,7 +44,7 @@ func (t *Traffic) WaitServing(ctx context.Context, in TrafficInput) ([]string, e
 	for {
 		serving, err := lb.Serving(ctx, in.Config, in.Targets)
 		if err != nil {
-			return nil, err
+			return nil, cloudError("", err)
 		}
 		activity.RecordHeartbeat(ctx, serving)
 		if len(serving) >= len(in.Targets) {
@@ -75,7 +75,7 @@ func (t *Traffic) DeregisterTargets(ctx context.Context, in TrafficInput) error 
 	}
 	delay, err := lb.Deregister(ctx, in.Config, in.Targets)
 	if err != nil {
-		return err
+		return cloudError("", err)
 	}
 	deadline := time.Now().Add(delay)
 	if activity.HasHeartbeatDetails(ctx) {

@@ -11,6 +11,7 @@ package activities
 import (
 	"time"
 
+	"github.com/llmscaler/llmscaler/cloudapi"
 	"github.com/llmscaler/llmscaler/traffic"
 )
 
@@ -18,6 +19,10 @@ import (
 const (
 	// ErrNodesNotReady: requested nodes did not become Ready with GPUs allocatable by the deadline.
 	ErrNodesNotReady = "NodesNotReady"
+	// ErrLaunchFailed and ErrCapacityUnavailable: the group's launches failed (its scaling activities say
+	// why); the details carry the wait's WaitNodesResult, like ErrNodesNotReady.
+	ErrLaunchFailed        = string(cloudapi.LaunchFailed)
+	ErrCapacityUnavailable = string(cloudapi.CapacityUnavailable)
 	// ErrPodsNotReady: new pods did not become Ready by the deadline.
 	ErrPodsNotReady = "PodsNotReady"
 	// ErrNotServing: ready pods did not become serving endpoints or healthy targets by the deadline.
@@ -66,6 +71,8 @@ type WaitNodesInput struct {
 	Group    NodeGroupRef `json:"group"`
 	Want     int32        `json:"want"`
 	Deadline time.Time    `json:"deadline"`
+	// Since is when the nodes were asked for: failed launches after it end the wait.
+	Since time.Time `json:"since"`
 }
 
 // WaitNodesResult lists the group's nodes when the wait ended.

@@ -58,6 +58,9 @@ kubernetes:
   kubeconfig: %s
 prometheus:
   url: %s
+aws:
+  region: %s
+  endpoint: %s
 metrics:
   listenAddress: "off"
 shutdownGrace: 5s
@@ -70,7 +73,7 @@ kwok:
     max: %d
     bootDelay: %s
     gpuDelay: %s
-`, s.Temporal.Address, s.Temporal.Namespace, e.taskQueue, s.Kube.Kubeconfig, s.Prometheus.URL,
+`, s.Temporal.Address, s.Temporal.Namespace, e.taskQueue, s.Kube.Kubeconfig, s.Prometheus.URL, s.AWS.Region, s.AWS.Endpoint,
 		e.kwok.Name, e.kwok.InstanceType, e.kwok.Min, e.kwok.Max, e.kwok.BootDelay, e.kwok.GPUDelay)
 	file := filepath.Join(e.t.TempDir(), "worker.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
@@ -82,6 +85,7 @@ kwok:
 // startWorkerProcess runs `llmscaler worker` as a separate process.
 func (e *env) startWorkerProcess(configFile, logName string) *exec.Cmd {
 	cmd := exec.Command(llmscalerBinary(e.t), "worker", "--config", configFile)
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=emulator", "AWS_SECRET_ACCESS_KEY=emulator")
 	log, err := os.Create(filepath.Join(e.t.TempDir(), logName))
 	if err != nil {
 		e.t.Fatal(err)

@@ -24,16 +24,24 @@ import (
 	"k8s.io/client-go/kubernetes"
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+
 	"github.com/llmscaler/llmscaler/activities"
 	"github.com/llmscaler/llmscaler/config"
+	"github.com/llmscaler/llmscaler/internal/awsemu"
 	"github.com/llmscaler/llmscaler/internal/gpunode"
 	"github.com/llmscaler/llmscaler/internal/testbed"
 	"github.com/llmscaler/llmscaler/metricsource"
 	"github.com/llmscaler/llmscaler/metricsource/metricsapi"
 	promsource "github.com/llmscaler/llmscaler/metricsource/prometheus"
+	"github.com/llmscaler/llmscaler/nodegroup/awsasg"
 	kwokprovider "github.com/llmscaler/llmscaler/nodegroup/kwok"
 	"github.com/llmscaler/llmscaler/policy"
 	"github.com/llmscaler/llmscaler/traffic/endpoints"
+	"github.com/llmscaler/llmscaler/traffic/targetgroup"
 	"github.com/llmscaler/llmscaler/worker"
 	"github.com/llmscaler/llmscaler/workflows"
 )
@@ -55,6 +63,9 @@ type env struct {
 	mu    sync.Mutex
 	load  float64  // total queue length, spread over the ready pods
 	ready []string // the ready pods, as last listed
+
+	aws bool
+	emu awsemu.Client
 }
 
 var queueDesc = prometheus.NewDesc("lorax_queue_length", "Requests waiting.", []string{"pod"}, nil)
@@ -80,6 +91,14 @@ type envOptions struct {
 	grace int64
 	// deleteDelay keeps evicted pods Terminating at least this long (kwok's pod-delete stage).
 	deleteDelay string
+	// aws puts the nodes in an Auto Scaling group of the AWS emulator (provider aws-asg) instead of kwok.
+	aws bool
+	// targetGroup puts the pods behind an ELBv2 target group of the emulator (aws-target-group).
+	targetGroup bool
+	// minNodes is the group's minimum size.
+	minNodes int32
+	// bootDelay of the emulator's instances after the first ones (default 2s).
+	bootDelay time.Duration
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -93,16 +112,69 @@ func newEnv(t testing.TB, o envOptions) *env {
 		o.grace = 2
 	}
 	e.kwok = kwokprovider.Group{KwokGroup: config.KwokGroup{
-		Name: e.group, InstanceType: "g5.xlarge", Zones: []string{"us-east-1a", "us-east-1b"}, Min: 0, Max: o.maxNodes,
+		Name: e.group, InstanceType: "g5.xlarge", Zones: []string{"us-east-1a", "us-east-1b"}, Min: o.minNodes, Max: o.maxNodes,
 		BootDelay: policy.Duration(2 * time.Second), GPUDelay: policy.Duration(time.Second),
 	}, NeverReady: o.neverReady}
-	for i := range o.nodes {
-		e.addReadyNode(fmt.Sprintf("i-%s%03d", ns[len(ns)-6:], i)) // the namespace ends in a random suffix
+	e.aws = o.aws
+	if o.aws {
+		e.emu = awsemu.Client{URL: testbed.Shared(t).AWS.Endpoint}
+		if err := e.emu.CreateGroup(awsemu.GroupConfig{
+			Name: e.group, MinSize: o.minNodes, MaxSize: o.maxNodes, Desired: o.nodes, InstanceType: "g5.xlarge",
+			Zones: []string{"us-east-1a", "us-east-1b"}, BootDelay: policy.Duration(2 * time.Second),
+			ReadyDelay: policy.Duration(500 * time.Millisecond), GPUDelay: policy.Duration(time.Second),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.deleteGroupNodes)
+		e.waitFor("the group's first nodes", time.Minute, func() bool { return e.servingNodes() == int(o.nodes) })
+		if o.bootDelay > 0 {
+			if err := e.emu.SetBootDelay(e.group, o.bootDelay); err != nil {
+				t.Fatal(err)
+			}
+		}
+	} else {
+		for i := range o.nodes {
+			e.addReadyNode(fmt.Sprintf("i-%s%03d", ns[len(ns)-6:], i)) // the namespace ends in a random suffix
+		}
 	}
 	e.servePrometheus()
 	e.deploy(o)
 	e.spec = e.modelSpec()
+	if o.aws {
+		e.spec.Spec.NodeGroup.Provider = config.ProviderAWSASG
+	}
+	if o.targetGroup {
+		arn, err := e.emu.CreateTargetGroup(awsemu.TargetGroupConfig{Name: e.group, Port: 8000, Namespace: ns,
+			DeregistrationDelay: policy.Duration(3 * time.Second), HealthyAfter: policy.Duration(time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.spec.Spec.LoadBalancer = config.LoadBalancerSpec{Mode: config.LoadBalancerTargetGroup, TargetGroupARN: arn, TargetType: "ip"}
+		if err := e.spec.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return e
+}
+
+// servingNodes counts the group's nodes that are Ready with a GPU allocatable.
+func (e *env) servingNodes() int {
+	n := 0
+	for _, node := range e.groupNodes() {
+		if gpunode.IsReady(&node) && gpunode.GPUsAllocatable(&node) > 0 && !node.Spec.Unschedulable {
+			n++
+		}
+	}
+	return n
+}
+
+// awsClients are SDK clients on the stack's emulator, with the credentials any emulator call takes.
+func (e *env) awsClients() (*autoscaling.Client, *elb.Client) {
+	s := testbed.Shared(e.t)
+	cfg := aws.Config{Region: s.AWS.Region, Credentials: credentials.NewStaticCredentialsProvider("emulator", "emulator", ""), RetryMaxAttempts: 5}
+	asg := autoscaling.NewFromConfig(cfg, func(o *autoscaling.Options) { o.BaseEndpoint = aws.String(s.AWS.Endpoint) })
+	lb := elb.NewFromConfig(cfg, func(o *elb.Options) { o.BaseEndpoint = aws.String(s.AWS.Endpoint) })
+	return asg, lb
 }
 
 // addReadyNode creates a node of the group that is Ready with its GPU at once.
@@ -270,12 +342,16 @@ func (e *env) deps() worker.Deps {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	asg, lb := e.awsClients()
 	return worker.Deps{
-		Kube:          e.kube,
-		Metrics:       metricsource.Router{Resources: metricsapi.Source{Client: mc}, Prometheus: prom},
-		Providers:     activities.Providers{config.ProviderKwok: p},
-		LoadBalancers: activities.LoadBalancers{config.LoadBalancerEndpoints: endpoints.LoadBalancer{Kube: e.kube}},
-		Poll:          500 * time.Millisecond,
+		Kube:      e.kube,
+		Metrics:   metricsource.Router{Resources: metricsapi.Source{Client: mc}, Prometheus: prom},
+		Providers: activities.Providers{config.ProviderKwok: p, config.ProviderAWSASG: awsasg.New(asg)},
+		LoadBalancers: activities.LoadBalancers{
+			config.LoadBalancerEndpoints:   endpoints.LoadBalancer{Kube: e.kube},
+			config.LoadBalancerTargetGroup: targetgroup.LoadBalancer{API: lb},
+		},
+		Poll: 500 * time.Millisecond,
 	}
 }
 

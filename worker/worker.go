@@ -126,7 +126,7 @@ func KubeConfig(c config.KubernetesConfig) (*rest.Config, error) {
 }
 
 // NewDeps builds the activities' clients from the config.
-func NewDeps(_ context.Context, cfg config.WorkerConfig) (Deps, error) {
+func NewDeps(ctx context.Context, cfg config.WorkerConfig) (Deps, error) {
 	restCfg, err := KubeConfig(cfg.Kubernetes)
 	if err != nil {
 		return Deps{}, err
@@ -162,6 +162,9 @@ func NewDeps(_ context.Context, cfg config.WorkerConfig) (Deps, error) {
 			return Deps{}, err
 		}
 		d.Providers[config.ProviderKwok] = p
+	}
+	if err := addAWS(ctx, cfg, &d); err != nil {
+		return Deps{}, err
 	}
 	return d, nil
 }

@@ -52,7 +52,9 @@ func TestAutoscalerContinuesAsNewCarryingItsState(t *testing.T) {
 	env.RegisterActivity(&activities.Observer{})
 	var o *activities.Observer
 	env.OnActivity(o.Observe, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, _ activities.ObserveInput) (policy.Observation, error) { return steady(env.Now()), nil })
+		func(_ context.Context, _ activities.ObserveInput) (policy.Observation, error) {
+			return steady(env.Now()), nil
+		})
 
 	var rejected, accepted error
 	env.RegisterDelayedCallback(func() {

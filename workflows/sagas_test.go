@@ -174,7 +174,7 @@ func TestScaleInCancelledMidDrainRestoresTheNode(t *testing.T) {
 	env.OnActivity(cluster.DrainNode, mock.Anything, mock.Anything).Return(
 		func(ctx context.Context, in activities.DrainInput) (activities.DrainResult, error) {
 			go env.CancelWorkflow() // load returns while the drain waits
-			for ctx.Err() == nil { // a drain waiting on terminating pods, heartbeating
+			for ctx.Err() == nil {  // a drain waiting on terminating pods, heartbeating
 				activity.RecordHeartbeat(ctx)
 				time.Sleep(20 * time.Millisecond)
 			}

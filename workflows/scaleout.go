@@ -62,7 +62,8 @@ func ScaleOut(ctx workflow.Context, in ScaleOutInput) (ScaleResult, error) {
 	retarget := workflow.GetSignalChannel(ctx, SignalRetarget)
 	target := Retarget{Replicas: in.TargetReplicas, Nodes: in.TargetNodes}
 	m := in.Model
-	nodeDeadline := workflow.Now(ctx).Add(in.NodeReady.D())
+	started := workflow.Now(ctx)
+	nodeDeadline := started.Add(in.NodeReady.D())
 	var result ScaleResult
 	fromNodes := in.FromNodes
 
@@ -80,24 +81,38 @@ func ScaleOut(ctx workflow.Context, in ScaleOutInput) (ScaleResult, error) {
 		summary := fmt.Sprintf("wait for %d node(s) of %s Ready with GPUs allocatable (until %s)", target.Nodes, m.Group.Group, nodeDeadline.UTC().Format(time.TimeOnly))
 		var nodes activities.WaitNodesResult
 		raised, err := waitOrRetarget(ctx, retarget, &target, waiting(ctx, summary, nodeDeadline.Sub(workflow.Now(ctx))), nodesActs.WaitNodesReady,
-			activities.WaitNodesInput{Group: m.Group, Want: target.Nodes, Deadline: nodeDeadline}, &nodes)
+			activities.WaitNodesInput{Group: m.Group, Want: target.Nodes, Deadline: nodeDeadline, Since: started}, &nodes)
 		if raised {
 			fromNodes = requested
 			continue
 		}
 		if err != nil {
 			var appErr *temporal.ApplicationError
-			if errors.As(err, &appErr) && appErr.Type() == activities.ErrNodesNotReady {
+			if errors.As(err, &appErr) && (appErr.Type() == activities.ErrNodesNotReady || appErr.Type() == activities.ErrCapacityUnavailable || appErr.Type() == activities.ErrLaunchFailed) {
 				var late activities.WaitNodesResult
 				_ = appErr.Details(&late)
-				result.Removed = removeNodes(ctx, m.Group, late.NotReady, "never became Ready with GPUs allocatable")
+				result.Removed = removeNodes(ctx, m.Group, late.NotReady, "not Ready with GPUs allocatable when the scale-out gave up")
 				ids := make([]string, len(result.Removed))
 				for i, n := range result.Removed {
 					ids[i] = n.InstanceID
 				}
+				// Launches that never happened still count in the group's size: bring it to what serves.
+				// (Versioned: runs that failed before this step existed replay without it.)
+				size := max(int32(len(late.Serving)), fromNodes)
+				restored := false
+				if workflow.GetVersion(ctx, "restore-group-size", workflow.DefaultVersion, 1) >= 1 {
+					restored = restore(ctx, fmt.Sprintf("set %s back to %d node(s)", m.Group.Group, size), nodesActs.SetGroupSize,
+						activities.SetGroupSizeInput{Group: m.Group, Size: size})
+				}
 				// A failed workflow returns no result: the error itself says what the compensation did.
-				return result, temporal.NewNonRetryableApplicationError(
-					fmt.Sprintf("%s; removed again: %s", appErr.Message(), strings.Join(ids, ", ")), activities.ErrNodesNotReady, err, result)
+				msg := appErr.Message() + "; removed again: " + strings.Join(ids, ", ")
+				if len(ids) == 0 {
+					msg = appErr.Message() + "; no instance to remove"
+				}
+				if restored {
+					msg += fmt.Sprintf("; group set back to %d", size)
+				}
+				return result, temporal.NewNonRetryableApplicationError(msg, appErr.Type(), err, result)
 			}
 			return result, err
 		}

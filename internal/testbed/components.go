@@ -283,3 +283,33 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// startAWSEmulator builds the emulator from this repository (the Go build cache makes it quick) and starts
+// it against the cluster.
+func startAWSEmulator(ctx context.Context, s *Stack, root string, opts Options) (func(context.Context) error, error) {
+	port, err := portOrFree(opts.AWSPort)
+	if err != nil {
+		return nil, err
+	}
+	if opts.AWSPort != 0 {
+		if err := checkPortFree("AWS emulator", port); err != nil {
+			return nil, err
+		}
+	}
+	bin := filepath.Join(s.Dir, "awsemu")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./internal/awsemu/cmd/awsemu")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building the AWS emulator: %v\n%s", err, out)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	if _, err := startDetached(s.Dir, "awsemu", nil, bin, "--listen", addr, "--kubeconfig", s.Kube.Kubeconfig); err != nil {
+		return nil, err
+	}
+	s.AWS = AWS{Endpoint: "http://" + addr, Region: "us-east-1"}
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return waitHTTP(ctx, s.AWS.Endpoint+"/_emulator/state", filepath.Join(s.Dir, "logs", "awsemu.log"))
+	}, nil
+}

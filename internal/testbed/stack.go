@@ -28,6 +28,14 @@ type Stack struct {
 	Temporal   Temporal   `json:"temporal"`
 	Kube       Kube       `json:"kube"`
 	Prometheus Prometheus `json:"prometheus"`
+	AWS        AWS        `json:"aws"`
+}
+
+// AWS is how to reach the AWS emulator (internal/awsemu).
+type AWS struct {
+	// Endpoint serves the Auto Scaling and ELBv2 APIs, and the admin API under /_emulator/.
+	Endpoint string `json:"endpoint"`
+	Region   string `json:"region"`
 }
 
 // Temporal is how to reach the dev server.
@@ -61,6 +69,7 @@ type Options struct {
 	TemporalPort      int
 	TemporalUIPort    int
 	PrometheusPort    int
+	AWSPort           int
 	KubeAPIServerPort int
 	// UI starts the Temporal Web UI.
 	UI bool
@@ -145,7 +154,15 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := createCluster(ctx, s, root, bins, opts); err != nil {
 		return nil, err
 	}
+	logf("starting the AWS emulator")
+	waitAWS, err := startAWSEmulator(ctx, s, root, opts)
+	if err != nil {
+		return nil, err
+	}
 	if err := waitTemporal(ctx); err != nil {
+		return nil, err
+	}
+	if err := waitAWS(ctx); err != nil {
 		return nil, err
 	}
 	if err := waitPrometheus(ctx); err != nil {
@@ -206,6 +223,11 @@ func (s *Stack) Env() []string {
 		"TEMPORAL_NAMESPACE=" + s.Temporal.Namespace,
 		"KUBECONFIG=" + s.Kube.Kubeconfig,
 		"PROMETHEUS_URL=" + s.Prometheus.URL,
+		// The AWS SDK's default chain reads these: the emulator takes any credentials.
+		"LLMSCALER_AWS_ENDPOINT=" + s.AWS.Endpoint,
+		"AWS_REGION=" + s.AWS.Region,
+		"AWS_ACCESS_KEY_ID=emulator",
+		"AWS_SECRET_ACCESS_KEY=emulator",
 	}
 }
 
@@ -218,6 +240,7 @@ func (s *Stack) Describe() string {
 	}
 	fmt.Fprintf(&b, "Kubernetes   kubeconfig %s (kwok cluster %q)\n", s.Kube.Kubeconfig, s.Kube.Cluster)
 	fmt.Fprintf(&b, "Prometheus   %s (scrape targets: %s/*.json)\n", s.Prometheus.URL, s.Prometheus.TargetsDir)
+	fmt.Fprintf(&b, "AWS emulator %s (Auto Scaling + ELBv2, region %s; admin API %s/_emulator/state)\n", s.AWS.Endpoint, s.AWS.Region, s.AWS.Endpoint)
 	fmt.Fprintf(&b, "State, logs  %s\n", s.Dir)
 	b.WriteString("\nUse it from a shell:\n")
 	for _, e := range s.Env() {

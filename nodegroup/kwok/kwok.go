@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/llmscaler/llmscaler/cloudapi"
 	"github.com/llmscaler/llmscaler/config"
 	"github.com/llmscaler/llmscaler/internal/gpunode"
 	"github.com/llmscaler/llmscaler/nodegroup"
@@ -68,7 +69,7 @@ func (p *Provider) group(name string) (Group, error) {
 			known = append(known, k)
 		}
 		slices.Sort(known)
-		return Group{}, nodegroup.Errorf(nodegroup.NotFound, "kwok node group %q is not configured (configured: %s)", name, strings.Join(known, ", "))
+		return Group{}, cloudapi.Errorf(cloudapi.NotFound, "kwok node group %q is not configured (configured: %s)", name, strings.Join(known, ", "))
 	}
 	return g, nil
 }
@@ -127,7 +128,7 @@ func (p *Provider) SetDesiredSize(ctx context.Context, name string, n int32) err
 		return err
 	}
 	if n < g.Min || n > g.Max {
-		return nodegroup.Errorf(nodegroup.OutOfBounds, "size %d of group %s is outside its bounds [%d, %d]", n, g.Name, g.Min, g.Max)
+		return cloudapi.Errorf(cloudapi.OutOfBounds, "size %d of group %s is outside its bounds [%d, %d]", n, g.Name, g.Min, g.Max)
 	}
 	nodes, err := p.members(ctx, g)
 	if err != nil {
@@ -199,10 +200,10 @@ func (p *Provider) TerminateInstance(ctx context.Context, name, instanceID strin
 	for _, n := range nodes {
 		if _, id, err := gpunode.ParseProviderID(n.Spec.ProviderID); err == nil && id == instanceID {
 			if n.Annotations[AnnotationProtected] == "true" {
-				return nodegroup.Errorf(nodegroup.Protected, "instance %s (node %s) is protected from scale-in", instanceID, n.Name)
+				return cloudapi.Errorf(cloudapi.Protected, "instance %s (node %s) is protected from scale-in", instanceID, n.Name)
 			}
 			if int32(len(nodes))-1 < g.Min {
-				return nodegroup.Errorf(nodegroup.OutOfBounds, "removing %s would take group %s below its minimum %d", instanceID, g.Name, g.Min)
+				return cloudapi.Errorf(cloudapi.OutOfBounds, "removing %s would take group %s below its minimum %d", instanceID, g.Name, g.Min)
 			}
 			return p.deleteNode(ctx, n.Name)
 		}

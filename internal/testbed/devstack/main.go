@@ -1,6 +1,6 @@
 // Command devstack starts and stops the developer's local stack (make dev-up / make dev-down).
 //
-//	devstack up      start Temporal (with Web UI), the kwok cluster with metrics-server, and Prometheus
+//	devstack up      start Temporal (with Web UI), the kwok cluster with metrics-server, Prometheus and the AWS emulator
 //	devstack down    stop all of it; nothing of the stack keeps running
 //	devstack status  say whether it runs and how to reach it
 //	devstack env     print the exports that point the CLIs at it
@@ -34,6 +34,7 @@ func run(args []string) error {
 	temporalPort := fs.Int("temporal-port", 7233, "Temporal gRPC port")
 	uiPort := fs.Int("ui-port", 8233, "Temporal Web UI port")
 	promPort := fs.Int("prometheus-port", 9090, "Prometheus port")
+	awsPort := fs.Int("aws-port", 4580, "AWS emulator port")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: devstack [flags] up|down|status|env")
 		fs.PrintDefaults()
@@ -59,7 +60,7 @@ func run(args []string) error {
 		defer stop()
 		s, err := testbed.Start(ctx, testbed.Options{
 			Name: *name, Dir: *dir, UI: true,
-			TemporalPort: *temporalPort, TemporalUIPort: *uiPort, PrometheusPort: *promPort,
+			TemporalPort: *temporalPort, TemporalUIPort: *uiPort, PrometheusPort: *promPort, AWSPort: *awsPort,
 			Log: func(format string, a ...any) { fmt.Printf("  "+format+"\n", a...) },
 		})
 		if err != nil {

@@ -1,0 +1,122 @@
+// Package targetgroup is the aws-target-group load balancer mode, for setups where the autoscaler registers
+// pod IPs (or instances) in an ELBv2 target group itself: register new targets and wait until healthy on
+// scale-out; on scale-in deregister first and wait the target group's deregistration delay before any pod
+// is evicted, so no new request reaches a pod that is about to go.
+package targetgroup
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+
+	"github.com/llmscaler/llmscaler/cloudapi"
+	"github.com/llmscaler/llmscaler/traffic"
+)
+
+// API is the part of the ELBv2 client the load balancer step uses.
+type API interface {
+	RegisterTargets(context.Context, *elb.RegisterTargetsInput, ...func(*elb.Options)) (*elb.RegisterTargetsOutput, error)
+	DeregisterTargets(context.Context, *elb.DeregisterTargetsInput, ...func(*elb.Options)) (*elb.DeregisterTargetsOutput, error)
+	DescribeTargetHealth(context.Context, *elb.DescribeTargetHealthInput, ...func(*elb.Options)) (*elb.DescribeTargetHealthOutput, error)
+	DescribeTargetGroupAttributes(context.Context, *elb.DescribeTargetGroupAttributesInput, ...func(*elb.Options)) (*elb.DescribeTargetGroupAttributesOutput, error)
+}
+
+// LoadBalancer registers targets in a target group.
+type LoadBalancer struct {
+	API API
+}
+
+var _ traffic.LoadBalancer = LoadBalancer{}
+
+// defaultDeregistrationDelay is ELBv2's default, used if the attribute cannot be read.
+const defaultDeregistrationDelay = 300 * time.Second
+
+// descriptions turns pods into targets: their IPs (ip) or their nodes' instances (instance), each with the
+// configured port or the pod's; each pod's key maps back from "id:port".
+func descriptions(cfg traffic.Config, targets []traffic.Target) ([]types.TargetDescription, map[string][]string, error) {
+	var out []types.TargetDescription
+	pods := map[string][]string{}
+	for _, t := range targets {
+		id, what := t.IP, "IP"
+		if cfg.TargetType == "instance" {
+			id, what = t.InstanceID, "instance"
+		}
+		if id == "" {
+			return nil, nil, cloudapi.Errorf(cloudapi.Invalid, "pod %s has no %s to register in %s", t.Pod, what, cfg.TargetGroupARN)
+		}
+		port := cfg.Port
+		if port == 0 {
+			port = t.Port
+		}
+		if port == 0 {
+			return nil, nil, cloudapi.Errorf(cloudapi.Invalid, "pod %s has no container port: set spec.loadBalancer.port", t.Pod)
+		}
+		key := id + ":" + strconv.Itoa(int(port))
+		if _, dup := pods[key]; !dup {
+			out = append(out, types.TargetDescription{Id: aws.String(id), Port: aws.Int32(port)})
+		}
+		pods[key] = append(pods[key], t.Pod)
+	}
+	return out, pods, nil
+}
+
+// Register implements traffic.LoadBalancer.
+func (l LoadBalancer) Register(ctx context.Context, cfg traffic.Config, targets []traffic.Target) error {
+	descs, _, err := descriptions(cfg, targets)
+	if err != nil || len(descs) == 0 {
+		return err
+	}
+	if _, err := l.API.RegisterTargets(ctx, &elb.RegisterTargetsInput{TargetGroupArn: aws.String(cfg.TargetGroupARN), Targets: descs}); err != nil {
+		return fmt.Errorf("registering %d target(s) in %s: %w", len(descs), cfg.TargetGroupARN, cloudapi.FromAWS(err))
+	}
+	return nil
+}
+
+// Serving implements traffic.LoadBalancer: the pods whose targets are healthy.
+func (l LoadBalancer) Serving(ctx context.Context, cfg traffic.Config, targets []traffic.Target) ([]string, error) {
+	descs, pods, err := descriptions(cfg, targets)
+	if err != nil || len(descs) == 0 {
+		return nil, err
+	}
+	out, err := l.API.DescribeTargetHealth(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: aws.String(cfg.TargetGroupARN), Targets: descs})
+	if err != nil {
+		return nil, fmt.Errorf("reading target health in %s: %w", cfg.TargetGroupARN, cloudapi.FromAWS(err))
+	}
+	var serving []string
+	for _, h := range out.TargetHealthDescriptions {
+		if h.Target == nil || h.TargetHealth == nil || h.TargetHealth.State != types.TargetHealthStateEnumHealthy {
+			continue
+		}
+		serving = append(serving, pods[aws.ToString(h.Target.Id)+":"+strconv.Itoa(int(aws.ToInt32(h.Target.Port)))]...)
+	}
+	return serving, nil
+}
+
+// Deregister implements traffic.LoadBalancer: it deregisters the targets and returns the target group's
+// deregistration delay, the time in-flight requests have to finish.
+func (l LoadBalancer) Deregister(ctx context.Context, cfg traffic.Config, targets []traffic.Target) (time.Duration, error) {
+	descs, _, err := descriptions(cfg, targets)
+	if err != nil || len(descs) == 0 {
+		return 0, err
+	}
+	if _, err := l.API.DeregisterTargets(ctx, &elb.DeregisterTargetsInput{TargetGroupArn: aws.String(cfg.TargetGroupARN), Targets: descs}); err != nil {
+		return 0, fmt.Errorf("deregistering %d target(s) from %s: %w", len(descs), cfg.TargetGroupARN, cloudapi.FromAWS(err))
+	}
+	attrs, err := l.API.DescribeTargetGroupAttributes(ctx, &elb.DescribeTargetGroupAttributesInput{TargetGroupArn: aws.String(cfg.TargetGroupARN)})
+	if err != nil {
+		return defaultDeregistrationDelay, nil // the wait errs on the long side
+	}
+	for _, a := range attrs.Attributes {
+		if aws.ToString(a.Key) == "deregistration_delay.timeout_seconds" {
+			if s, err := strconv.Atoi(aws.ToString(a.Value)); err == nil {
+				return time.Duration(s) * time.Second, nil
+			}
+		}
+	}
+	return defaultDeregistrationDelay, nil
+}

@@ -1,0 +1,79 @@
+package targetgroup_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/llmscaler/llmscaler/cloudapi"
+	"github.com/llmscaler/llmscaler/internal/awsemu"
+	"github.com/llmscaler/llmscaler/policy"
+	"github.com/llmscaler/llmscaler/traffic"
+	"github.com/llmscaler/llmscaler/traffic/targetgroup"
+)
+
+func readyPod(name, ip string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "models"},
+		Status: corev1.PodStatus{PodIP: ip, Phase: corev1.PodRunning,
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+	}
+}
+
+func TestRegisterWaitHealthyDeregister(t *testing.T) {
+	kube := fake.NewClientset(readyPod("a", "10.0.0.1"), readyPod("b", "10.0.0.2"))
+	emu := awsemu.New(kube, nil)
+	srv := httptest.NewServer(emu)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go emu.Run(ctx)
+	arn, err := emu.CreateTargetGroup(awsemu.TargetGroupConfig{Name: "llm", Port: 8000, Namespace: "models",
+		DeregistrationDelay: policy.Duration(7 * time.Second), HealthyAfter: policy.Duration(300 * time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
+	lb := targetgroup.LoadBalancer{API: elb.NewFromConfig(cfg, func(o *elb.Options) { o.BaseEndpoint = aws.String(srv.URL) })}
+	tc := traffic.Config{TargetGroupARN: arn, TargetType: "ip"}
+	targets := []traffic.Target{{Pod: "a", IP: "10.0.0.1", Port: 8000}, {Pod: "b", IP: "10.0.0.2", Port: 8000}, {Pod: "c", IP: "10.0.0.3", Port: 8000}}
+
+	if err := lb.Register(ctx, tc, targets); err != nil {
+		t.Fatal(err)
+	}
+	serving, err := lb.Serving(ctx, tc, targets)
+	if err != nil || len(serving) != 0 {
+		t.Fatalf("serving right after registration: %v %v, want none (initial)", serving, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(serving) < 2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		serving, _ = lb.Serving(ctx, tc, targets)
+	}
+	if strings.Join(serving, ",") != "a,b" {
+		t.Fatalf("serving %v, want a and b (c has no Ready pod)", serving)
+	}
+	delay, err := lb.Deregister(ctx, tc, targets[:1])
+	if err != nil || delay != 7*time.Second {
+		t.Fatalf("deregister: delay %s, %v; want the target group's 7s", delay, err)
+	}
+	if serving, _ := lb.Serving(ctx, tc, targets); strings.Join(serving, ",") != "b" {
+		t.Fatalf("serving after deregistering a: %v", serving)
+	}
+	_, err = lb.Serving(ctx, traffic.Config{TargetGroupARN: arn + "x", TargetType: "ip"}, targets)
+	if cloudapi.KindOf(err) != cloudapi.NotFound || !strings.Contains(err.Error(), "TargetGroupNotFound") {
+		t.Fatalf("unknown target group: %v", err)
+	}
+	if err := lb.Register(ctx, tc, []traffic.Target{{Pod: "d"}}); cloudapi.KindOf(err) != cloudapi.Invalid {
+		t.Fatalf("a pod without an IP: %v, want Invalid", err)
+	}
+}
