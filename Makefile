@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin
 GOTEST_FLAGS ?= -count=1 -timeout 25m
 
-.PHONY: all tools build test vet dev-up dev-down dev-status clean replay-histories bench
+.PHONY: all tools build test vet demo dev-up dev-down dev-status clean replay-histories bench
 
 all: build
 
@@ -23,6 +23,10 @@ vet:
 ## test: what CI runs: tools, vet, and every test (unit and against the real local stack)
 test: tools vet
 	$(GO) test $(GOTEST_FLAGS) ./...
+
+## demo: the whole thing on this machine: stack, example model, worker, autoscaler, trace replay, report
+demo: tools build
+	$(GO) run ./internal/demo
 
 ## dev-up: start the local stack (Temporal + Web UI, kwok cluster + metrics-server, Prometheus)
 dev-up: tools

@@ -344,23 +344,23 @@ func validateScaling(p *problems, path string, s policy.Spec) {
 func validateMetric(p *problems, path string, m policy.MetricSpec) {
 	sections := map[policy.MetricSourceType]bool{
 		policy.ResourceMetric: m.Resource != nil, policy.PodsMetric: m.Pods != nil,
-		policy.ObjectMetric: m.Object != nil, policy.ExternalMetric: m.External != nil,
+		policy.ObjectMetric: m.Object != nil, policy.ExternalMetric: m.External != nil, policy.DemandMetric: m.Demand != nil,
 	}
 	section := strings.ToLower(string(m.Type))
 	switch m.Type {
-	case policy.ResourceMetric, policy.PodsMetric, policy.ObjectMetric, policy.ExternalMetric:
+	case policy.ResourceMetric, policy.PodsMetric, policy.ObjectMetric, policy.ExternalMetric, policy.DemandMetric:
 		if !sections[m.Type] {
 			p.add(path+"."+section, "is required for type %s", m.Type)
 			return
 		}
 	case "":
-		p.add(path+".type", "is required: Resource, Pods, Object or External")
+		p.add(path+".type", "is required: Resource, Pods, Object, External or Demand")
 		return
 	default:
-		p.add(path+".type", "must be Resource, Pods, Object or External (got %q)", m.Type)
+		p.add(path+".type", "must be Resource, Pods, Object, External or Demand (got %q)", m.Type)
 		return
 	}
-	for _, t := range []policy.MetricSourceType{policy.ResourceMetric, policy.PodsMetric, policy.ObjectMetric, policy.ExternalMetric} {
+	for _, t := range []policy.MetricSourceType{policy.ResourceMetric, policy.PodsMetric, policy.ObjectMetric, policy.ExternalMetric, policy.DemandMetric} {
 		if t != m.Type && sections[t] {
 			p.add(path+"."+strings.ToLower(string(t)), "must not be set for type %s", m.Type)
 		}
@@ -384,6 +384,40 @@ func validateMetric(p *problems, path string, m policy.MetricSpec) {
 	case policy.ExternalMetric:
 		validateIdentifier(p, path+".external.metric", m.External.Metric)
 		validateTarget(p, target, m.External.Target, policy.ValueTarget, policy.AverageValueTarget)
+	case policy.DemandMetric:
+		validateDemand(p, path+".demand", m.Demand)
+	}
+}
+
+func validateDemand(p *problems, path string, d *policy.DemandSource) {
+	if d.Arrivals.Query == "" {
+		p.add(path+".arrivals.query", "is required: the PromQL of the request rate, such as sum(rate(lorax_request_count[1m]))")
+	}
+	if (d.ServiceTime == nil || d.ServiceTime.Query == "") && d.ServiceTimeSeconds <= 0 {
+		p.add(path, "give serviceTime (a query) or serviceTimeSeconds > 0")
+	}
+	if d.ServiceTimeSeconds < 0 {
+		p.add(path+".serviceTimeSeconds", "must be >= 0")
+	}
+	if d.Backlog != nil && d.Backlog.Query == "" {
+		p.add(path+".backlog.query", "is required when backlog is set")
+	}
+	if d.Concurrency <= 0 {
+		p.add(path+".concurrency", "must be > 0: the sequences one replica serves at once (LoRAX's batch)")
+	}
+	if d.TargetUtilization < 0 || d.TargetUtilization > 1 {
+		p.add(path+".targetUtilization", "must be above 0 and at most 1 (got %v)", d.TargetUtilization)
+	}
+	if d.LeadTime < 0 || d.HoldFor < 0 {
+		p.add(path, "leadTime and holdFor must be >= 0")
+	}
+	if slo := d.SLO; slo != nil {
+		if slo.QueueDelay <= 0 {
+			p.add(path+".slo.queueDelay", "must be > 0, such as 1s")
+		}
+		if slo.Attainment < 0 || slo.Attainment >= 1 {
+			p.add(path+".slo.attainment", "must be above 0 and below 1, such as 0.99 (got %v)", slo.Attainment)
+		}
 	}
 }
 

@@ -20,6 +20,7 @@ ETCD_VERSION=v3.6.8
 KWOK_VERSION=v0.8.0
 METRICS_SERVER_VERSION=v0.8.0
 PROMETHEUS_VERSION=v0.316.0
+HELM_VERSION=v3.22.0
 
 kube_module="$root/deploy/dev/tools/kube"
 etcd_module="$root/deploy/dev/tools/etcd"
@@ -34,6 +35,7 @@ recipe() {
     kwok|kwokctl) echo "go install sigs.k8s.io/kwok/cmd/$1@$KWOK_VERSION" ;;
     metrics-server) echo "go install sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION" ;;
     prometheus) echo "go install github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" ;;
+    helm) echo "go install helm.sh/helm/v3/cmd/helm@$HELM_VERSION" ;;
     metrics-server-manifests) echo "copy sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION/manifests/base" ;;
     *) echo "unknown tool $1" >&2; return 1 ;;
   esac
@@ -54,7 +56,7 @@ kube_ldflags() {
 build() {
   local name=$1 out="$bin/$1.tmp"
   case "$name" in
-    temporal|kwok|kwokctl|metrics-server|prometheus)
+    temporal|kwok|kwokctl|metrics-server|prometheus|helm)
       local pkg
       pkg=$(recipe "$name" | awk '{print $3}')
       local tmpbin
@@ -79,7 +81,7 @@ build() {
   mv "$out" "$bin/$name"
 }
 
-all=(temporal etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl metrics-server metrics-server-manifests prometheus)
+all=(temporal etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl metrics-server metrics-server-manifests prometheus helm)
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=("${all[@]}")
 

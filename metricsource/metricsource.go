@@ -5,6 +5,7 @@ package metricsource
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/llmscaler/llmscaler/policy"
 )
@@ -64,6 +65,12 @@ func (r Router) Read(ctx context.Context, pods Pods, m policy.MetricSpec) policy
 				reading.Value = &v
 			}
 		}
+	case policy.DemandMetric:
+		if m.Demand == nil || r.Prometheus == nil {
+			reading.Error = "no Prometheus URL configured (prometheus.url in the worker config)"
+			return reading
+		}
+		reading.Demand, err = r.demand(ctx, m.Demand)
 	default:
 		reading.Error = "unknown metric type " + string(m.Type)
 	}
@@ -95,4 +102,27 @@ func metricQuery(m policy.MetricSpec) string {
 		return m.External.Metric.Query
 	}
 	return ""
+}
+
+// demand reads a Demand metric's signals: the arrival rate and the backlog must be read (an unreadable one
+// makes the metric invalid); a service time that reads nothing falls back to the spec's fixed value.
+func (r Router) demand(ctx context.Context, d *policy.DemandSource) (*policy.DemandReading, error) {
+	arrivals, err := r.Prometheus.Scalar(ctx, d.Arrivals.Query)
+	if err != nil {
+		return nil, fmt.Errorf("arrivals: %w", err)
+	}
+	out := &policy.DemandReading{Arrivals: arrivals}
+	if d.ServiceTime != nil && d.ServiceTime.Query != "" {
+		if v, err := r.Prometheus.Scalar(ctx, d.ServiceTime.Query); err == nil {
+			out.ServiceTime = &v
+		}
+	}
+	if d.Backlog != nil && d.Backlog.Query != "" {
+		v, err := r.Prometheus.Scalar(ctx, d.Backlog.Query)
+		if err != nil {
+			return nil, fmt.Errorf("backlog: %w", err)
+		}
+		out.Backlog = &v
+	}
+	return out, nil
 }

@@ -18,6 +18,8 @@ type State struct {
 	PanicUntil time.Time `json:"panicUntil,omitempty"`
 	// LastActive is the last time the activation signal was above its threshold (scale to zero).
 	LastActive time.Time `json:"lastActive,omitempty"`
+	// Started is when the first evaluation ran.
+	Started time.Time `json:"started,omitempty"`
 }
 
 // TimedRecommendation is one evaluation's recommendation.
@@ -75,6 +77,13 @@ func longestPeriod(r *ScalingRules) time.Duration {
 // records the new (unstabilized) recommendation.
 func (s *State) stabilize(spec Spec, current, desired int32, now time.Time) (int32, Limit) {
 	b := spec.Behavior
+	if s.Started.IsZero() {
+		// A new autoscaler knows nothing of the load before it started: it treats the running count as its
+		// own recent recommendation, so it does not scale down before a full window of evidence. (The HPA
+		// scales down at once after a controller restart, a known surprise; this is where we differ.)
+		s.Started = now
+		s.Recommendations = append(s.Recommendations, TimedRecommendation{Replicas: current, Time: now})
+	}
 	upWindow := time.Duration(*b.ScaleUp.StabilizationWindowSeconds) * time.Second
 	downWindow := time.Duration(*b.ScaleDown.StabilizationWindowSeconds) * time.Second
 	upCutoff, downCutoff := now.Add(-upWindow), now.Add(-downWindow)

@@ -108,10 +108,12 @@ func TestBehaviorStabilizationAndPolicies(t *testing.T) {
 				Policies: []ScalingPolicy{{Type: PodsPolicy, Value: 2, PeriodSeconds: 30}}}},
 			minR: 1, maxR: 100,
 			steps: []step{
-				{at: 0, current: 10, propose: 7, want: 8, limit: LimitScaleDownPolicy, scaledTo: 8},
-				{at: 20 * time.Second, current: 8, propose: 2, want: 8, limit: LimitStabilization},
-				// The 7 at t=0 left the window; the 2 at 20s remains: stabilized 2, policy allows 8-2=6.
-				{at: 61 * time.Second, current: 8, propose: 2, want: 6, limit: LimitScaleDownPolicy},
+				{at: 0, current: 10, propose: 10, want: 10},
+				{at: 61 * time.Second, current: 10, propose: 7, want: 8, limit: LimitScaleDownPolicy, scaledTo: 8},
+				// The 7 at 61s is in the window: stabilized 7; the policy, from 10 at the period's start, allows 8.
+				{at: 81 * time.Second, current: 8, propose: 2, want: 8, limit: LimitStabilization},
+				// The 7 left the window; the 2 at 81s remains: stabilized 2, policy allows 8-2=6.
+				{at: 122 * time.Second, current: 8, propose: 2, want: 6, limit: LimitScaleDownPolicy},
 			},
 		},
 		{

@@ -12,6 +12,9 @@ type Input struct {
 	Spec        Spec        `json:"spec"`
 	Observation Observation `json:"observation"`
 	Overrides   Overrides   `json:"overrides,omitempty"`
+	// LeadTime is the measured time from ordering capacity to it serving (the caller's recent
+	// scale-outs); Demand metrics use it unless their spec sets one.
+	LeadTime Duration `json:"leadTime,omitempty"`
 }
 
 // Overrides are an operator's manual instructions in force (bounds and targets are applied to the spec
@@ -79,6 +82,8 @@ type Decision struct {
 // panic and idle clocks) and never does I/O; now is the evaluation time.
 func Evaluate(in Input, st *State, now time.Time) Decision {
 	spec := in.Spec.WithDefaults()
+	lead := leadTime(spec, in.LeadTime)
+	spec = holdForDemand(spec, lead)
 	obs := in.Observation
 	st.trim(spec, now)
 
@@ -102,7 +107,7 @@ func Evaluate(in Input, st *State, now time.Time) Decision {
 	}
 	d.ComingNodes = max(obs.Group.Desired-serving-leaving, 0)
 
-	desired := d.decideReplicas(spec, obs, st, committed, now)
+	desired := d.decideReplicas(spec, obs, st, committed, now, lead)
 
 	// The node group's max bounds what can actually run: more replicas would stay Pending.
 	if capacity := replicaCapacity(spec, obs); obs.Group.Max > 0 && desired > capacity && desired > committed {
@@ -128,7 +133,7 @@ func Evaluate(in Input, st *State, now time.Time) Decision {
 }
 
 // decideReplicas runs the HPA's reconcile step and our extensions, recording limits as it goes.
-func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current int32, now time.Time) int32 {
+func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current int32, now time.Time, lead time.Duration) int32 {
 	z := spec.ScaleToZero
 	activationKnown := obs.Activation != nil
 	if z != nil {
@@ -178,6 +183,7 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 
 	// computeReplicasForMetrics: the max over metrics; an invalid metric forbids a scale-down.
 	in := d.calcInput(spec, obs, current, now)
+	in.leadTime = lead
 	var proposal int32
 	invalid := 0
 	var firstInvalid string
@@ -377,4 +383,39 @@ func formatNumber(v float64) string {
 		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	}
 	return s
+}
+
+// leadTime is the Demand metric's lead time: the spec's, else the measured one, else the default.
+func leadTime(spec Spec, measured Duration) time.Duration {
+	for _, m := range spec.Metrics {
+		if m.Type == DemandMetric && m.Demand != nil && m.Demand.LeadTime > 0 {
+			return m.Demand.LeadTime.D()
+		}
+	}
+	if measured > 0 {
+		return measured.D()
+	}
+	return DefaultLeadTime
+}
+
+// holdForDemand lengthens the scale-down stabilization window to a Demand metric's hold (default twice the
+// lead time): capacity that took a lead time to arrive is kept through the burst cycle.
+func holdForDemand(spec Spec, lead time.Duration) Spec {
+	for _, m := range spec.Metrics {
+		if m.Type != DemandMetric || m.Demand == nil {
+			continue
+		}
+		hold := m.Demand.HoldFor.D()
+		if hold == 0 {
+			hold = 2 * lead
+		}
+		down := *spec.Behavior.ScaleDown
+		if w := int32(hold.Seconds()); w > *down.StabilizationWindowSeconds {
+			down.StabilizationWindowSeconds = &w
+			b := *spec.Behavior
+			b.ScaleDown = &down
+			spec.Behavior = &b
+		}
+	}
+	return spec
 }

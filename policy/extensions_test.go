@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -198,5 +199,99 @@ func TestOverrides(t *testing.T) {
 	d = Evaluate(Input{Spec: queueSpec(1, 100, nil), Observation: obs, Overrides: Overrides{Pinned: &pin, PinnedUntil: t0.Add(-time.Second)}}, &st, t0)
 	if hasLimit(d, LimitPinned) {
 		t.Fatalf("an expired pin still applies\n%s", d.Summary)
+	}
+}
+
+func demandSpec(lead time.Duration) Spec {
+	return Spec{MinReplicas: 1, MaxReplicas: 50, Metrics: []MetricSpec{{Type: DemandMetric, Demand: &DemandSource{
+		Arrivals: MetricIdentifier{Name: "arrivals", Query: "q"}, ServiceTimeSeconds: 7, Backlog: &MetricIdentifier{Name: "backlog", Query: "q"},
+		Concurrency: 16, LeadTime: Duration(lead)}}}}
+}
+
+func demandObs(current int32, arrivals, backlog float64) Observation {
+	o := Observation{SpecReplicas: current, Pods: readyPods(int(current)), Group: bigGroup}
+	o.Metrics = []MetricReading{{Name: "demand", Demand: &DemandReading{Arrivals: arrivals, Backlog: &backlog}}}
+	return o
+}
+
+func TestDemandSizesByLittlesLawAndSpreadsTheBacklogOverTheLeadTime(t *testing.T) {
+	var st State
+	// 10 req/s x 7 s = 70 busy slots; at 16 x 0.8 = 12.8 per replica: 5.47 -> 6.
+	d := Evaluate(Input{Spec: demandSpec(3 * time.Minute), Observation: demandObs(6, 10, 0)}, &st, t0)
+	if d.DesiredReplicas != 6 || !d.Metrics[0].WithinTolerance {
+		t.Fatalf("steady demand: desired %d\n%s", d.DesiredReplicas, d.Summary)
+	}
+	// A backlog of 900 after a burst: a queue-length HPA would order ceil(900/4 per pod) replicas. Spread
+	// over a 3-minute lead time it is 900 x 7 / 180 = 35 more busy slots: (70 + 35) / 12.8 -> 9.
+	var st2 State
+	d = Evaluate(Input{Spec: demandSpec(3 * time.Minute), Observation: demandObs(6, 10, 900)}, &st2, t0)
+	if d.DesiredReplicas != 9 {
+		t.Fatalf("with a backlog: desired %d, want 9\n%s", d.DesiredReplicas, d.Summary)
+	}
+	if !strings.Contains(d.Metrics[0].Note, "busy slots") {
+		t.Fatalf("the note does not explain the demand: %q", d.Metrics[0].Note)
+	}
+}
+
+func TestDemandUsesTheMeasuredLeadTimeAndHoldsCapacityThroughTheCycle(t *testing.T) {
+	spec := demandSpec(0) // lead time: measured
+	var st State
+	d := Evaluate(Input{Spec: spec, Observation: demandObs(6, 10, 900), LeadTime: Duration(90 * time.Second)}, &st, t0)
+	// 900 x 7 / 90 = 70 more slots: (70 + 70) / 12.8 -> 11.
+	if d.DesiredReplicas != 11 {
+		t.Fatalf("with a 90 s lead time: desired %d, want 11\n%s", d.DesiredReplicas, d.Summary)
+	}
+	st.RecordScale(6, 11, t0)
+	// Demand drops: held for twice the lead time (180 s) or the scale-down window (the HPA's 300 s), whichever
+	// is longer, then released.
+	d = Evaluate(Input{Spec: spec, Observation: demandObs(11, 3, 0), LeadTime: Duration(90 * time.Second)}, &st, t0.Add(100*time.Second))
+	if d.DesiredReplicas != 11 || !hasLimit(d, LimitStabilization) {
+		t.Fatalf("100 s after the burst: desired %d, want 11 held\n%s", d.DesiredReplicas, d.Summary)
+	}
+	d = Evaluate(Input{Spec: spec, Observation: demandObs(11, 3, 0), LeadTime: Duration(90 * time.Second)}, &st, t0.Add(310*time.Second))
+	if d.DesiredReplicas != 2 {
+		t.Fatalf("310 s after the burst: desired %d, want 2\n%s", d.DesiredReplicas, d.Summary)
+	}
+	// With a short scale-down window, the hold of twice the lead time governs.
+	short := demandSpec(0)
+	zero := int32(0)
+	short.Behavior = &Behavior{ScaleDown: &ScalingRules{StabilizationWindowSeconds: &zero}}
+	var st3 State
+	Evaluate(Input{Spec: short, Observation: demandObs(6, 10, 900), LeadTime: Duration(90 * time.Second)}, &st3, t0)
+	if d = Evaluate(Input{Spec: short, Observation: demandObs(11, 3, 0), LeadTime: Duration(90 * time.Second)}, &st3, t0.Add(170*time.Second)); d.DesiredReplicas != 11 {
+		t.Fatalf("170 s after, window 0: desired %d, want 11 held by the 180 s hold\n%s", d.DesiredReplicas, d.Summary)
+	}
+	if d = Evaluate(Input{Spec: short, Observation: demandObs(11, 3, 0), LeadTime: Duration(90 * time.Second)}, &st3, t0.Add(190*time.Second)); d.DesiredReplicas != 2 {
+		t.Fatalf("190 s after, window 0: desired %d, want 2\n%s", d.DesiredReplicas, d.Summary)
+	}
+}
+
+func TestErlangCMatchesKnownValues(t *testing.T) {
+	// M/M/1: C = rho. M/M/2 with a = 1: C = 1/3.
+	if c := erlangC(1, 0.5); math.Abs(c-0.5) > 1e-9 {
+		t.Fatalf("C(1, 0.5) = %v, want 0.5", c)
+	}
+	if c := erlangC(2, 1); math.Abs(c-1.0/3) > 1e-9 {
+		t.Fatalf("C(2, 1) = %v, want 1/3", c)
+	}
+}
+
+func TestDemandSLOSizesForTheQueueingDelayTarget(t *testing.T) {
+	spec := demandSpec(time.Minute)
+	spec.Metrics[0].Demand.SLO = &QueueSLO{QueueDelay: Duration(time.Second), Attainment: 0.99}
+	var st State
+	// 12 req/s x 7 s = 84 busy slots: 6.6 replicas at 80%; a 1 s queueing target for 99% needs more.
+	d := Evaluate(Input{Spec: spec, Observation: demandObs(7, 12, 0)}, &st, t0)
+	if d.DesiredReplicas <= 7 || d.DesiredReplicas > 10 || !strings.Contains(d.Metrics[0].Note, "queueing delay within 1s for 99% of requests") {
+		t.Fatalf("desired %d; want 8-10 for the SLO\n%s\n%s", d.DesiredReplicas, d.Summary, d.Metrics[0].Note)
+	}
+	// The sizing meets the model's own target and one fewer does not.
+	n := int(d.DesiredReplicas)
+	miss := func(n int) float64 {
+		lambda, mu := 12/float64(n), 1/7.0
+		return erlangC(16, lambda/mu) * math.Exp(-(16*mu-lambda)*1)
+	}
+	if miss(n) > 0.01 || miss(n-1) <= 0.01 {
+		t.Fatalf("%d replicas miss %.4f, %d miss %.4f", n, miss(n), n-1, miss(n-1))
 	}
 }

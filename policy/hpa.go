@@ -158,6 +158,8 @@ type calcInput struct {
 	now            time.Time
 	initPeriod     time.Duration
 	readinessDelay time.Duration
+	// leadTime is the time from ordering capacity to it serving (Demand metrics).
+	leadTime time.Duration
 }
 
 // plainMetricReplicas is calcPlainMetricReplicas: the average of per-pod values against a per-pod target.
@@ -375,6 +377,10 @@ func computeMetric(in calcInput, m MetricSpec, reading *MetricReading) MetricPro
 		p.Invalid = reading.Error
 		return p
 	}
+	if m.Type == DemandMetric && m.Demand != nil {
+		demandReplicas(in, m.Demand, reading.Demand, &p)
+		return p
+	}
 	if msg := checkTarget(m, t); msg != "" {
 		p.Invalid = msg
 		return p
@@ -432,4 +438,93 @@ func checkTarget(m MetricSpec, t MetricTarget) string {
 		return "target utilization must be > 0"
 	}
 	return ""
+}
+
+// demandReplicas sizes by Little's law: busy slots = arrivals x service time, plus the backlog spread over
+// the lead time; replicas = busy slots / (concurrency x target utilization), with the usual tolerance.
+func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricProposal) {
+	if r == nil {
+		p.Invalid = "no reading"
+		return
+	}
+	service := d.ServiceTimeSeconds
+	if r.ServiceTime != nil && *r.ServiceTime > 0 && !math.IsInf(*r.ServiceTime, 0) {
+		service = *r.ServiceTime
+	}
+	per := float64(d.Concurrency) * targetUtilization(d)
+	if service <= 0 || per <= 0 || r.Arrivals < 0 || math.IsNaN(r.Arrivals) {
+		p.Invalid = "demand needs a service time (serviceTime or serviceTimeSeconds), concurrency > 0 and an arrival rate"
+		return
+	}
+	lead := max(in.leadTime, time.Second).Seconds()
+	var backlog float64
+	if r.Backlog != nil && *r.Backlog > 0 {
+		backlog = *r.Backlog
+	}
+	slots := r.Arrivals*service + backlog*service/lead
+	want := slots / per
+	p.Current = slots
+	p.Note = fmt.Sprintf("%s req/s x %ss + backlog %s over lead time %s = %s busy slots, %s per replica",
+		formatNumber(r.Arrivals), formatNumber(service), formatNumber(backlog), time.Duration(lead*float64(time.Second)).Round(time.Second),
+		formatNumber(slots), formatNumber(per))
+	if slo := d.SLO; slo != nil && slo.QueueDelay > 0 {
+		attain := slo.Attainment
+		if attain <= 0 || attain >= 1 {
+			attain = 0.99
+		}
+		rate := r.Arrivals + backlog/lead
+		n := replicasForSLO(rate, service, int(d.Concurrency), slo.QueueDelay.D().Seconds(), 1-attain)
+		if float64(n) > want {
+			want = float64(n)
+			p.Note += fmt.Sprintf("; %d replicas keep the modelled queueing delay within %s for %s%% of requests", n, slo.QueueDelay, formatNumber(100*attain))
+		}
+	}
+	if in.current > 0 {
+		p.Ratio = want / float64(in.current)
+		if in.tol.within(p.Ratio) {
+			p.WithinTolerance, p.Replicas = true, in.current
+			return
+		}
+	}
+	p.Replicas = ceilReplicas(want)
+}
+
+func targetUtilization(d *DemandSource) float64 {
+	if d.TargetUtilization > 0 {
+		return d.TargetUtilization
+	}
+	return DefaultDemandUtilization
+}
+
+// replicasForSLO is the fewest replicas, each serving `slots` requests at once, such that with the arrivals
+// spread evenly a request waits longer than delay with probability at most miss: Erlang C (M/M/c) per
+// replica, P(W > t) = C(c, a) e^(-(c mu - lambda) t). It stops at maxSLOReplicas.
+func replicasForSLO(arrivals, service float64, slots int, delay, miss float64) int32 {
+	if arrivals <= 0 || service <= 0 || slots <= 0 {
+		return 0
+	}
+	mu := 1 / service
+	for n := 1; n <= maxSLOReplicas; n++ {
+		lambda := arrivals / float64(n)
+		a := lambda / mu
+		if a >= float64(slots) {
+			continue // unstable: the queue grows without bound
+		}
+		if erlangC(slots, a)*math.Exp(-(float64(slots)*mu-lambda)*delay) <= miss {
+			return int32(n)
+		}
+	}
+	return maxSLOReplicas
+}
+
+const maxSLOReplicas = 10000
+
+// erlangC is the probability that an arrival waits in an M/M/c queue with offered load a < c, through the
+// Erlang B recursion (numerically stable).
+func erlangC(c int, a float64) float64 {
+	b := 1.0
+	for k := 1; k <= c; k++ {
+		b = a * b / (float64(k) + a*b)
+	}
+	return float64(c) * b / (float64(c) - a*(1-b))
 }

@@ -57,8 +57,18 @@ type MetricReading struct {
 	Pods []PodSample `json:"pods,omitempty"`
 	// Value holds the value of an Object or External metric.
 	Value *float64 `json:"value,omitempty"`
+	// Demand holds the readings of a Demand metric.
+	Demand *DemandReading `json:"demand,omitempty"`
 	// Error says why the metric could not be read; such a metric is invalid.
 	Error string `json:"error,omitempty"`
+}
+
+// DemandReading is what a Demand metric read: arrivals per second, the mean service time in seconds
+// (nil: use the spec's fixed value) and the backlog (nil: none configured).
+type DemandReading struct {
+	Arrivals    float64  `json:"arrivals"`
+	ServiceTime *float64 `json:"serviceTime,omitempty"`
+	Backlog     *float64 `json:"backlog,omitempty"`
 }
 
 // PodSample is one pod's value of a metric.

@@ -25,6 +25,8 @@ const (
 	PodsMetric     MetricSourceType = "Pods"
 	ObjectMetric   MetricSourceType = "Object"
 	ExternalMetric MetricSourceType = "External"
+	// DemandMetric is our extension: replicas from the arrival rate, the service time and the backlog.
+	DemandMetric MetricSourceType = "Demand"
 )
 
 // MetricTargetType is how a metric's target is expressed, as in autoscaling/v2.
@@ -71,7 +73,51 @@ type MetricSpec struct {
 	Pods     *PodsMetricSource     `json:"pods,omitempty"`
 	Object   *ObjectMetricSource   `json:"object,omitempty"`
 	External *ExternalMetricSource `json:"external,omitempty"`
+	Demand   *DemandSource         `json:"demand,omitempty"`
 }
+
+// DemandSource sizes replicas from demand rather than from a per-replica average (opt-in, type Demand).
+// By Little's law the busy slots are arrivals x service time; the backlog is sized to drain over the lead
+// time (the time from ordering capacity to it serving), so a queue built during a burst does not order
+// capacity that would arrive after it has drained; and capacity is held for HoldFor after load falls, so a
+// burst cycle does not scale in and out again.
+//
+//	replicas = ceil((arrivals x serviceTime + backlog x serviceTime / leadTime) / (concurrency x targetUtilization))
+type DemandSource struct {
+	// Arrivals is the request rate in requests per second, e.g. sum(rate(lorax_request_count[1m])).
+	Arrivals MetricIdentifier `json:"arrivals"`
+	// ServiceTime reads the mean time a request holds a batch slot, in seconds; ServiceTimeSeconds is used
+	// when it is unset or reads nothing (no request finished lately).
+	ServiceTime        *MetricIdentifier `json:"serviceTime,omitempty"`
+	ServiceTimeSeconds float64           `json:"serviceTimeSeconds,omitempty"`
+	// Backlog reads the requests waiting (replicas' queues, a gateway's queue).
+	Backlog *MetricIdentifier `json:"backlog,omitempty"`
+	// Concurrency is the sequences one replica serves at once (LoRAX's batch).
+	Concurrency int32 `json:"concurrency"`
+	// TargetUtilization of those slots (default 0.8): an upper bound on how busy replicas run.
+	TargetUtilization float64 `json:"targetUtilization,omitempty"`
+	// SLO, when set, sizes for the queueing delay target instead of a fixed utilization alone: the fewest
+	// replicas whose modelled share of requests waiting longer than QueueDelay is at most 1 - Attainment.
+	SLO *QueueSLO `json:"slo,omitempty"`
+	// LeadTime from ordering a replica to it serving; default: measured from this model's scale-outs,
+	// else 3m.
+	LeadTime Duration `json:"leadTime,omitempty"`
+	// HoldFor keeps capacity after the demand falls (default twice the lead time).
+	HoldFor Duration `json:"holdFor,omitempty"`
+}
+
+// QueueSLO is a target on the queueing delay: Attainment of requests start within QueueDelay of arriving.
+type QueueSLO struct {
+	QueueDelay Duration `json:"queueDelay"`
+	// Attainment is the share of requests that must meet it (default 0.99).
+	Attainment float64 `json:"attainment,omitempty"`
+}
+
+// Demand defaults.
+const (
+	DefaultDemandUtilization = 0.8
+	DefaultLeadTime          = 3 * time.Minute
+)
 
 // ResourceMetricSource is a resource of the pods (cpu, memory) as the Kubernetes metrics API reports it.
 type ResourceMetricSource struct {
@@ -287,6 +333,8 @@ func (m MetricSpec) Name() string {
 		if m.External != nil {
 			return m.External.Metric.Name
 		}
+	case DemandMetric:
+		return "demand"
 	}
 	return string(m.Type)
 }
@@ -302,6 +350,13 @@ func (m MetricSpec) Target() MetricTarget {
 		return m.Object.Target
 	case m.Type == ExternalMetric && m.External != nil:
 		return m.External.Target
+	case m.Type == DemandMetric && m.Demand != nil:
+		u := m.Demand.TargetUtilization
+		if u == 0 {
+			u = DefaultDemandUtilization
+		}
+		per := float64(m.Demand.Concurrency) * u
+		return MetricTarget{Type: AverageValueTarget, AverageValue: &per}
 	}
 	return MetricTarget{}
 }

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -232,13 +233,29 @@ func (a *autoscaler) evaluate(ctx workflow.Context) {
 	obs.InProgress = a.inProgress()
 	a.lastObs = &obs
 	a.lastInputState = a.c.Policy
-	d := policy.Evaluate(policy.Input{Spec: spec.Spec.Spec, Observation: obs, Overrides: a.policyOverrides()}, &a.c.Policy, now)
+	d := policy.Evaluate(policy.Input{Spec: spec.Spec.Spec, Observation: obs, Overrides: a.policyOverrides(), LeadTime: a.leadTime()}, &a.c.Policy, now)
 	a.act(ctx, spec, &d)
 	a.c.Decisions = append(a.c.Decisions, d)
 	if len(a.c.Decisions) > keepDecisions {
 		a.c.Decisions = a.c.Decisions[len(a.c.Decisions)-keepDecisions:]
 	}
 	a.publish(ctx)
+}
+
+// leadTime is the median duration of the last successful scale-outs (decision to serving), which Demand
+// metrics size the backlog with; zero when none succeeded yet.
+func (a *autoscaler) leadTime() policy.Duration {
+	var ds []time.Duration
+	for i := len(a.c.Actions) - 1; i >= 0 && len(ds) < 5; i-- {
+		if r := a.c.Actions[i]; r.Kind == policy.ScaleOut && r.Result == "succeeded" && !r.Finished.IsZero() {
+			ds = append(ds, r.Finished.Sub(r.Started))
+		}
+	}
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return policy.Duration(ds[len(ds)/2])
 }
 
 func (a *autoscaler) policyOverrides() policy.Overrides {

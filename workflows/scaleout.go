@@ -56,104 +56,168 @@ func waiting(ctx workflow.Context, summary string, deadline time.Duration) workf
 // ScaleOut is the scale-out saga: request the node count from the node group (an absolute size), wait until
 // the nodes are Ready with GPUs allocatable, scale the Deployment, wait until the new pods are Ready, and
 // wait until they serve behind the load balancer. Nodes that never become ready are removed again and the
-// saga fails with the reason; the autoscaler retries later with backoff. A Retarget signal raises the
-// target while the saga runs.
+// saga fails with the reason; the autoscaler retries later with backoff.
+//
+// A Retarget signal raises the target while the saga runs: the extra nodes are requested at once, so they
+// boot in parallel, while the saga finishes the wave under way with the nodes it was waiting for, then runs
+// another wave for the rest. Capacity that has arrived is put to work without waiting for the last node.
 func ScaleOut(ctx workflow.Context, in ScaleOutInput) (ScaleResult, error) {
 	retarget := workflow.GetSignalChannel(ctx, SignalRetarget)
-	target := Retarget{Replicas: in.TargetReplicas, Nodes: in.TargetNodes}
 	m := in.Model
 	started := workflow.Now(ctx)
-	nodeDeadline := started.Add(in.NodeReady.D())
 	var result ScaleResult
-	fromNodes := in.FromNodes
+	s := &scaleOut{in: in, retarget: retarget, target: Retarget{Replicas: in.TargetReplicas, Nodes: in.TargetNodes}, requested: in.FromNodes}
+	replicas := in.FromReplicas
+	for wave := s.target; ; wave = s.target {
+		// Nodes first: pods scheduled before their GPUs exist would only sit Pending.
+		if err := s.request(ctx); err != nil {
+			return result, err
+		}
+		nodeDeadline := workflow.Now(ctx).Add(in.NodeReady.D())
+		summary := fmt.Sprintf("wait for %d node(s) of %s Ready with GPUs allocatable (until %s)", wave.Nodes, m.Group.Group, nodeDeadline.UTC().Format(time.TimeOnly))
+		var nodes activities.WaitNodesResult
+		err := s.wait(ctx, waiting(ctx, summary, in.NodeReady.D()), nodesActs.WaitNodesReady,
+			activities.WaitNodesInput{Group: m.Group, Want: wave.Nodes, Deadline: nodeDeadline, Since: started}, &nodes)
+		if err != nil {
+			return result, s.compensateNodes(ctx, err, &result)
+		}
 
-	// Nodes first: pods scheduled before their GPUs exist would only sit Pending.
-	for {
-		if target.Nodes > fromNodes {
-			summary := fmt.Sprintf("add %d node(s) to %s (%d -> %d)", target.Nodes-fromNodes, m.Group.Group, fromNodes, target.Nodes)
-			var res activities.SetGroupSizeResult
-			if err := workflow.ExecuteActivity(quick(ctx, summary), nodesActs.SetGroupSize,
-				activities.SetGroupSizeInput{Group: m.Group, Size: target.Nodes}).Get(ctx, &res); err != nil {
+		if wave.Replicas > replicas {
+			summary := fmt.Sprintf("scale %s to %d replicas (%d -> %d)", m.Deployment.Name, wave.Replicas, replicas, wave.Replicas)
+			if err := workflow.ExecuteActivity(quick(ctx, summary), clusterActs.ScaleDeployment,
+				activities.ScaleDeploymentInput{Deployment: m.Deployment, Replicas: wave.Replicas}).Get(ctx, nil); err != nil {
 				return result, err
 			}
 		}
-		requested := max(target.Nodes, fromNodes)
-		summary := fmt.Sprintf("wait for %d node(s) of %s Ready with GPUs allocatable (until %s)", target.Nodes, m.Group.Group, nodeDeadline.UTC().Format(time.TimeOnly))
-		var nodes activities.WaitNodesResult
-		raised, err := waitOrRetarget(ctx, retarget, &target, waiting(ctx, summary, nodeDeadline.Sub(workflow.Now(ctx))), nodesActs.WaitNodesReady,
-			activities.WaitNodesInput{Group: m.Group, Want: target.Nodes, Deadline: nodeDeadline, Since: started}, &nodes)
-		if raised {
-			fromNodes = requested
-			continue
-		}
-		if err != nil {
-			var appErr *temporal.ApplicationError
-			if errors.As(err, &appErr) && (appErr.Type() == activities.ErrNodesNotReady || appErr.Type() == activities.ErrCapacityUnavailable || appErr.Type() == activities.ErrLaunchFailed) {
-				var late activities.WaitNodesResult
-				_ = appErr.Details(&late)
-				result.Removed = removeNodes(ctx, m.Group, late.NotReady, "not Ready with GPUs allocatable when the scale-out gave up")
-				ids := make([]string, len(result.Removed))
-				for i, n := range result.Removed {
-					ids[i] = n.InstanceID
-				}
-				// Launches that never happened still count in the group's size: bring it to what serves.
-				// (Versioned: runs that failed before this step existed replay without it.)
-				size := max(int32(len(late.Serving)), fromNodes)
-				restored := false
-				if workflow.GetVersion(ctx, "restore-group-size", workflow.DefaultVersion, 1) >= 1 {
-					restored = restore(ctx, fmt.Sprintf("set %s back to %d node(s)", m.Group.Group, size), nodesActs.SetGroupSize,
-						activities.SetGroupSizeInput{Group: m.Group, Size: size})
-				}
-				// A failed workflow returns no result: the error itself says what the compensation did.
-				msg := appErr.Message() + "; removed again: " + strings.Join(ids, ", ")
-				if len(ids) == 0 {
-					msg = appErr.Message() + "; no instance to remove"
-				}
-				if restored {
-					msg += fmt.Sprintf("; group set back to %d", size)
-				}
-				return result, temporal.NewNonRetryableApplicationError(msg, appErr.Type(), err, result)
+		podDeadline := workflow.Now(ctx).Add(in.PodsReady.D())
+		var pods activities.WaitPodsResult
+		summary = fmt.Sprintf("wait for %d Ready pod(s) of %s", wave.Replicas, m.Deployment.Name)
+		if err := s.wait(ctx, waiting(ctx, summary, in.PodsReady.D()), clusterActs.WaitPodsReady,
+			activities.WaitPodsInput{Deployment: m.Deployment, Replicas: wave.Replicas, Deadline: podDeadline}, &pods); err != nil {
+			if isType(err, activities.ErrPodsNotReady) {
+				// Give the count back: replicas that cannot start only hold GPUs and confuse the next evaluation.
+				restore(ctx, fmt.Sprintf("scale %s back to %d replicas (pods not Ready)", m.Deployment.Name, in.FromReplicas),
+					clusterActs.ScaleDeployment, activities.ScaleDeploymentInput{Deployment: m.Deployment, Replicas: in.FromReplicas})
 			}
 			return result, err
 		}
-		break
-	}
+		replicas = max(replicas, wave.Replicas)
+		result.Replicas = replicas
 
-	if target.Replicas > in.FromReplicas {
-		summary := fmt.Sprintf("scale %s to %d replicas (%d -> %d)", m.Deployment.Name, target.Replicas, in.FromReplicas, target.Replicas)
-		if err := workflow.ExecuteActivity(quick(ctx, summary), clusterActs.ScaleDeployment,
-			activities.ScaleDeploymentInput{Deployment: m.Deployment, Replicas: target.Replicas}).Get(ctx, nil); err != nil {
-			return result, err
+		if m.LoadBalancer.Mode != "none" {
+			lb := activities.TrafficInput{Mode: m.LoadBalancer.Mode, Config: m.LoadBalancer.Config, Targets: pods.Ready}
+			if err := workflow.ExecuteActivity(quick(ctx, fmt.Sprintf("register %d target(s) with the load balancer (%s)", len(pods.Ready), m.LoadBalancer.Mode)),
+				trafficActs.RegisterTargets, lb).Get(ctx, nil); err != nil {
+				return result, err
+			}
+			lb.Deadline = workflow.Now(ctx).Add(in.EndpointsReady.D())
+			summary := fmt.Sprintf("wait until %d pod(s) serve behind the load balancer (%s)", len(pods.Ready), lbName(m.LoadBalancer))
+			if err := s.wait(ctx, waiting(ctx, summary, in.EndpointsReady.D()), trafficActs.WaitServing, lb, nil); err != nil {
+				return result, err
+			}
+		}
+		s.drainSignals(ctx)
+		if s.target.Replicas <= wave.Replicas && s.target.Nodes <= wave.Nodes {
+			return result, nil
 		}
 	}
-	podDeadline := workflow.Now(ctx).Add(in.PodsReady.D())
-	var pods activities.WaitPodsResult
-	summary := fmt.Sprintf("wait for %d Ready pod(s) of %s", target.Replicas, m.Deployment.Name)
-	if err := workflow.ExecuteActivity(waiting(ctx, summary, in.PodsReady.D()), clusterActs.WaitPodsReady,
-		activities.WaitPodsInput{Deployment: m.Deployment, Replicas: target.Replicas, Deadline: podDeadline}).Get(ctx, &pods); err != nil {
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() == activities.ErrPodsNotReady {
-			// Give the count back: replicas that cannot start only hold GPUs and confuse the next evaluation.
-			restore(ctx, fmt.Sprintf("scale %s back to %d replicas (pods not Ready)", m.Deployment.Name, in.FromReplicas),
-				clusterActs.ScaleDeployment, activities.ScaleDeploymentInput{Deployment: m.Deployment, Replicas: in.FromReplicas})
-		}
-		return result, err
-	}
-	result.Replicas = target.Replicas
+}
 
-	if m.LoadBalancer.Mode != "none" {
-		lb := activities.TrafficInput{Mode: m.LoadBalancer.Mode, Config: m.LoadBalancer.Config, Targets: pods.Ready}
-		if err := workflow.ExecuteActivity(quick(ctx, fmt.Sprintf("register %d target(s) with the load balancer (%s)", len(pods.Ready), m.LoadBalancer.Mode)),
-			trafficActs.RegisterTargets, lb).Get(ctx, nil); err != nil {
-			return result, err
+// scaleOut is a ScaleOut saga's running state.
+type scaleOut struct {
+	in        ScaleOutInput
+	retarget  workflow.ReceiveChannel
+	target    Retarget
+	requested int32
+}
+
+// request asks the node group for the target's node count, if more than asked for so far.
+func (s *scaleOut) request(ctx workflow.Context) error {
+	if s.target.Nodes <= s.requested {
+		return nil
+	}
+	g := s.in.Model.Group.Group
+	summary := fmt.Sprintf("add %d node(s) to %s (%d -> %d)", s.target.Nodes-s.requested, g, s.requested, s.target.Nodes)
+	if err := workflow.ExecuteActivity(quick(ctx, summary), nodesActs.SetGroupSize,
+		activities.SetGroupSizeInput{Group: s.in.Model.Group, Size: s.target.Nodes}).Get(ctx, nil); err != nil {
+		return err
+	}
+	s.requested = s.target.Nodes
+	return nil
+}
+
+// raise takes a Retarget signal into the target.
+func (s *scaleOut) raise(c workflow.ReceiveChannel, ctx workflow.Context) {
+	var r Retarget
+	c.Receive(ctx, &r)
+	s.target.Replicas = max(s.target.Replicas, r.Replicas)
+	s.target.Nodes = max(s.target.Nodes, r.Nodes)
+}
+
+// wait runs a wait activity; a Retarget signal meanwhile raises the target and requests the extra nodes at
+// once, and the wait goes on.
+func (s *scaleOut) wait(ctx, actx workflow.Context, fn, arg, out any) error {
+	f := workflow.ExecuteActivity(actx, fn, arg)
+	for {
+		done := false
+		var err error
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(f, func(f workflow.Future) { err, done = f.Get(ctx, out), true })
+		sel.AddReceive(s.retarget, func(c workflow.ReceiveChannel, _ bool) { s.raise(c, ctx) })
+		sel.Select(ctx)
+		if done {
+			return err
 		}
-		lb.Deadline = workflow.Now(ctx).Add(in.EndpointsReady.D())
-		summary := fmt.Sprintf("wait until %d pod(s) serve behind the load balancer (%s)", len(pods.Ready), lbName(m.LoadBalancer))
-		if err := workflow.ExecuteActivity(waiting(ctx, summary, in.EndpointsReady.D()), trafficActs.WaitServing, lb).Get(ctx, nil); err != nil {
-			return result, err
+		if err := s.request(ctx); err != nil {
+			return err
 		}
 	}
-	return result, nil
+}
+
+// drainSignals takes in Retarget signals that arrived between waits.
+func (s *scaleOut) drainSignals(ctx workflow.Context) {
+	for {
+		var r Retarget
+		if !s.retarget.ReceiveAsync(&r) {
+			return
+		}
+		s.target.Replicas = max(s.target.Replicas, r.Replicas)
+		s.target.Nodes = max(s.target.Nodes, r.Nodes)
+	}
+}
+
+// compensateNodes undoes a node wait that failed (nodes not ready, launches failed): terminate the
+// instances that did not become ready, set the group back to what serves, and fail with what was done.
+func (s *scaleOut) compensateNodes(ctx workflow.Context, err error, result *ScaleResult) error {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || (appErr.Type() != activities.ErrNodesNotReady && appErr.Type() != activities.ErrCapacityUnavailable && appErr.Type() != activities.ErrLaunchFailed) {
+		return err
+	}
+	m := s.in.Model
+	var late activities.WaitNodesResult
+	_ = appErr.Details(&late)
+	result.Removed = removeNodes(ctx, m.Group, late.NotReady, "not Ready with GPUs allocatable when the scale-out gave up")
+	ids := make([]string, len(result.Removed))
+	for i, n := range result.Removed {
+		ids[i] = n.InstanceID
+	}
+	// Launches that never happened still count in the group's size: bring it to what serves.
+	// (Versioned: runs that failed before this step existed replay without it.)
+	size := max(int32(len(late.Serving)), s.in.FromNodes)
+	restored := false
+	if workflow.GetVersion(ctx, "restore-group-size", workflow.DefaultVersion, 1) >= 1 {
+		restored = restore(ctx, fmt.Sprintf("set %s back to %d node(s)", m.Group.Group, size), nodesActs.SetGroupSize,
+			activities.SetGroupSizeInput{Group: m.Group, Size: size})
+	}
+	// A failed workflow returns no result: the error itself says what the compensation did.
+	msg := appErr.Message() + "; removed again: " + strings.Join(ids, ", ")
+	if len(ids) == 0 {
+		msg = appErr.Message() + "; no instance to remove"
+	}
+	if restored {
+		msg += fmt.Sprintf("; group set back to %d", size)
+	}
+	return temporal.NewNonRetryableApplicationError(msg, appErr.Type(), err, *result)
 }
 
 func lbName(lb LoadBalancerRef) string {
@@ -161,37 +225,6 @@ func lbName(lb LoadBalancerRef) string {
 		return "target group " + lb.Config.TargetGroupARN
 	}
 	return "service " + lb.Config.Service
-}
-
-// waitOrRetarget runs a wait activity; a Retarget signal with a higher target cancels the wait and reports
-// raised, so the caller asks for the new size and waits again.
-func waitOrRetarget(ctx workflow.Context, ch workflow.ReceiveChannel, target *Retarget, actx workflow.Context, fn any, arg any, out any) (raised bool, err error) {
-	wctx, cancel := workflow.WithCancel(actx)
-	defer cancel()
-	f := workflow.ExecuteActivity(wctx, fn, arg)
-	for {
-		sel := workflow.NewSelector(ctx)
-		done := false
-		sel.AddFuture(f, func(f workflow.Future) { err = f.Get(ctx, out); done = true })
-		sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) {
-			var r Retarget
-			c.Receive(ctx, &r)
-			if r.Replicas > target.Replicas || r.Nodes > target.Nodes {
-				target.Replicas = max(target.Replicas, r.Replicas)
-				target.Nodes = max(target.Nodes, r.Nodes)
-				raised = true
-			}
-		})
-		sel.Select(ctx)
-		if done {
-			return false, err
-		}
-		if raised {
-			cancel()
-			_ = f.Get(ctx, nil) // let the cancelled wait finish
-			return true, nil
-		}
-	}
 }
 
 // removeNodes is the compensation for nodes that never became ready: terminate each, in a context that a

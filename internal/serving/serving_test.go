@@ -1,0 +1,45 @@
+package serving
+
+import (
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func TestBatchThenQueue(t *testing.T) {
+	s := New(Config{MaxBatch: 2, PrefillTokensPerSec: 1000, DecodeTokensPerSec: 10, MaxQueue: 1})
+	// Each request: prefill 1000 tokens = 1s, decode 10 tokens = 1s: 2s in the batch.
+	for i := range 3 {
+		ok, _ := s.Arrive(Request{ID: i, Arrival: t0, Prompt: 1000, Output: 10})
+		if !ok {
+			t.Fatalf("request %d refused", i)
+		}
+	}
+	if ok, _ := s.Arrive(Request{ID: 3, Arrival: t0, Prompt: 1000, Output: 10}); ok {
+		t.Fatal("a fourth request was accepted past the queue's bound")
+	}
+	if s.Running() != 2 || s.QueueLength() != 1 {
+		t.Fatalf("running %d, queued %d", s.Running(), s.QueueLength())
+	}
+	done := s.Advance(t0.Add(4 * time.Second))
+	if len(done) != 3 {
+		t.Fatalf("%d done by 4s, want 3", len(done))
+	}
+	third := done[2]
+	if third.Start != t0.Add(2*time.Second) || third.FirstToken != t0.Add(3*time.Second) || third.Finish != t0.Add(4*time.Second) {
+		t.Fatalf("the queued request started %s, first token %s, finished %s", third.Start.Sub(t0), third.FirstToken.Sub(t0), third.Finish.Sub(t0))
+	}
+	if _, ok := s.NextEvent(); ok {
+		t.Fatal("an idle server has a next event")
+	}
+}
+
+func TestAbandonLosesWhatTheServerHeld(t *testing.T) {
+	s := New(Config{MaxBatch: 1})
+	s.Arrive(Request{ID: 1, Arrival: t0, Prompt: 100, Output: 100})
+	s.Arrive(Request{ID: 2, Arrival: t0, Prompt: 100, Output: 100})
+	if lost := s.Abandon(); len(lost) != 2 || s.InFlight() != 0 {
+		t.Fatalf("lost %v, in flight %d", lost, s.InFlight())
+	}
+}
