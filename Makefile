@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin
 GOTEST_FLAGS ?= -count=1 -timeout 25m
 
-.PHONY: all tools build test vet demo dev-up dev-down dev-status clean replay-histories bench
+.PHONY: all tools build test vet demo config-reference dev-up dev-down dev-status clean replay-histories bench
 
 all: build
 
@@ -27,6 +27,10 @@ test: tools vet
 ## demo: the whole thing on this machine: stack, example model, worker, autoscaler, trace replay, report
 demo: tools build
 	$(GO) run ./internal/demo
+
+## config-reference: regenerate the README's configuration reference from the config structs
+config-reference:
+	$(GO) run ./hack/configref
 
 ## dev-up: start the local stack (Temporal + Web UI, kwok cluster + metrics-server, Prometheus)
 dev-up: tools

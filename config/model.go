@@ -20,10 +20,14 @@ const (
 
 // ModelSpec is one model's autoscaling spec, in a Kubernetes-style file.
 type ModelSpec struct {
-	APIVersion string        `json:"apiVersion"`
-	Kind       string        `json:"kind"`
-	Metadata   Metadata      `json:"metadata"`
-	Spec       ModelSpecBody `json:"spec"`
+	// APIVersion is llmscaler.dev/v1alpha1.
+	APIVersion string `json:"apiVersion"`
+	// Kind is ModelAutoscaler.
+	Kind string `json:"kind"`
+	// Metadata names the model.
+	Metadata Metadata `json:"metadata"`
+	// Spec is what to scale and how.
+	Spec ModelSpecBody `json:"spec"`
 }
 
 // Metadata names the model.
@@ -49,7 +53,8 @@ type ModelSpecBody struct {
 	// DrainGracePeriod given to each pod evicted on scale-in (default 0: the pod's own
 	// terminationGracePeriodSeconds). LoRAX drains for up to 90s: give it more than that.
 	DrainGracePeriod policy.Duration `json:"drainGracePeriod,omitempty"`
-	Timeouts         Timeouts        `json:"timeouts,omitempty"`
+	// Timeouts bound the sagas' waits.
+	Timeouts Timeouts `json:"timeouts,omitempty"`
 }
 
 // NodeGroupSpec names the node group and how its nodes are shaped.
@@ -60,7 +65,8 @@ type NodeGroupSpec struct {
 	Name string `json:"name"`
 	// InstanceType gives the GPUs per node when GPUsPerNode is not set.
 	InstanceType string `json:"instanceType,omitempty"`
-	GPUsPerNode  int32  `json:"gpusPerNode,omitempty"`
+	// GPUsPerNode is what one node of the group offers of nvidia.com/gpu.
+	GPUsPerNode int32 `json:"gpusPerNode,omitempty"`
 }
 
 // Node group providers.

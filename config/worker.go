@@ -17,9 +17,13 @@ import (
 
 // WorkerConfig is how the worker reaches everything it drives.
 type WorkerConfig struct {
-	Temporal   TemporalConfig   `json:"temporal"`
+	// Temporal is the Temporal service the worker polls.
+	Temporal TemporalConfig `json:"temporal"`
+	// Kubernetes is the cluster the models run in.
 	Kubernetes KubernetesConfig `json:"kubernetes,omitempty"`
-	AWS        AWSConfig        `json:"aws,omitempty"`
+	// AWS is where Auto Scaling groups and target groups live.
+	AWS AWSConfig `json:"aws,omitempty"`
+	// Prometheus serves the Pods, Object, External and Demand metrics.
 	Prometheus PrometheusConfig `json:"prometheus,omitempty"`
 	// Metrics is where the worker serves its own /metrics, /healthz and /readyz.
 	Metrics MetricsConfig `json:"metrics,omitempty"`
@@ -38,17 +42,19 @@ type TemporalConfig struct {
 	// TaskQueue the worker polls and the CLI starts workflows on (default "llmscaler").
 	TaskQueue string `json:"taskQueue,omitempty"`
 	// APIKey for Temporal Cloud (TEMPORAL_API_KEY).
-	APIKey string    `json:"apiKey,omitempty"`
-	TLS    TLSConfig `json:"tls,omitempty"`
+	APIKey string `json:"apiKey,omitempty"`
+	// TLS to Temporal (mutual TLS with a client certificate, or server-only).
+	TLS TLSConfig `json:"tls,omitempty"`
 }
 
 // TLSConfig is mutual TLS to Temporal.
 type TLSConfig struct {
 	// Enabled turns TLS on; a certificate or an API key turns it on too.
 	Enabled bool `json:"enabled,omitempty"`
-	// CertFile and KeyFile are the client certificate (TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH).
+	// CertFile is the client certificate (TEMPORAL_TLS_CLIENT_CERT_PATH).
 	CertFile string `json:"certFile,omitempty"`
-	KeyFile  string `json:"keyFile,omitempty"`
+	// KeyFile is the client certificate's key (TEMPORAL_TLS_CLIENT_KEY_PATH).
+	KeyFile string `json:"keyFile,omitempty"`
 	// CAFile verifies the server (TEMPORAL_TLS_SERVER_CA_CERT_PATH); default: the system roots.
 	CAFile string `json:"caFile,omitempty"`
 	// ServerName overrides the name checked in the server's certificate (TEMPORAL_TLS_SERVER_NAME).
@@ -57,11 +63,14 @@ type TLSConfig struct {
 
 // KubernetesConfig reaches the cluster, as kubectl does: KUBECONFIG, else in-cluster, else ~/.kube/config.
 type KubernetesConfig struct {
+	// Kubeconfig file (KUBECONFIG); default in-cluster, then ~/.kube/config.
 	Kubeconfig string `json:"kubeconfig,omitempty"`
-	Context    string `json:"context,omitempty"`
-	// QPS and Burst of the client (default 50 and 100).
-	QPS   float32 `json:"qps,omitempty"`
-	Burst int     `json:"burst,omitempty"`
+	// Context of the kubeconfig.
+	Context string `json:"context,omitempty"`
+	// QPS of the client (default 50).
+	QPS float32 `json:"qps,omitempty"`
+	// Burst of the client (default 100).
+	Burst int `json:"burst,omitempty"`
 }
 
 // AWSConfig reaches AWS with the default credential chain (IRSA, EKS Pod Identity, environment, profile).
@@ -90,17 +99,22 @@ type MetricsConfig struct {
 
 // KwokConfig defines the kwok provider's node groups.
 type KwokConfig struct {
+	// Groups of simulated GPU nodes.
 	Groups []KwokGroup `json:"groups,omitempty"`
 }
 
 // KwokGroup is a group of simulated GPU nodes.
 type KwokGroup struct {
-	Name         string `json:"name"`
+	// Name of the group (a model's spec.nodeGroup.name).
+	Name string `json:"name"`
+	// InstanceType of its nodes, an EC2 GPU type such as g5.xlarge.
 	InstanceType string `json:"instanceType"`
 	// Zones nodes are spread over (default us-east-1a).
 	Zones []string `json:"zones,omitempty"`
-	Min   int32    `json:"min"`
-	Max   int32    `json:"max"`
+	// Min is the group's minimum size.
+	Min int32 `json:"min"`
+	// Max is the group's maximum size.
+	Max int32 `json:"max"`
 	// BootDelay from request to Ready (default 90s: EC2 GPU nodes take 70-100s).
 	BootDelay policy.Duration `json:"bootDelay,omitempty"`
 	// GPUDelay from Ready to GPUs allocatable (default 60s: the NVIDIA device plugin).
@@ -156,7 +170,7 @@ type WorkerFlag struct{ Flag, Key, Usage string }
 // WorkerFlags are the flags every command that talks to Temporal, Kubernetes or AWS takes.
 var WorkerFlags = []WorkerFlag{
 	{"address", "temporal.address", "Temporal frontend host:port (env TEMPORAL_ADDRESS)"},
-	{"namespace", "temporal.namespace", "Temporal namespace (env TEMPORAL_NAMESPACE)"},
+	{"temporal-namespace", "temporal.namespace", "Temporal namespace (env TEMPORAL_NAMESPACE)"},
 	{"task-queue", "temporal.taskQueue", "Temporal task queue of the worker"},
 	{"api-key", "temporal.apiKey", "Temporal Cloud API key (env TEMPORAL_API_KEY)"},
 	{"tls-cert-path", "temporal.tls.certFile", "client certificate for Temporal mTLS (env TEMPORAL_TLS_CLIENT_CERT_PATH)"},

@@ -99,6 +99,8 @@ type envOptions struct {
 	minNodes int32
 	// bootDelay of the emulator's instances after the first ones (default 2s).
 	bootDelay time.Duration
+	// drainAware pods stay Terminating until the load simulator has seen them drained, or their grace ends.
+	drainAware bool
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -200,6 +202,9 @@ func (e *env) deploy(o envOptions) {
 	annotations := map[string]string{"pod-ready.stage.kwok.x-k8s.io/delay": "1s", "pod-ready.stage.kwok.x-k8s.io/jitter-delay": "2s"}
 	if o.deleteDelay != "" {
 		annotations["pod-delete.stage.kwok.x-k8s.io/delay"] = o.deleteDelay
+	}
+	if o.drainAware {
+		annotations["sim.llmscaler.dev/drain-aware"] = "true"
 	}
 	dep := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "llm", Namespace: e.ns},
@@ -329,26 +334,30 @@ func ptr[T any](v T) *T { return &v }
 
 // deps builds the activities' clients against the stack, with this test's kwok group.
 func (e *env) deps() worker.Deps {
-	rc := testbed.RESTConfig(e.t)
-	mc, err := metricsclient.NewForConfig(rc)
+	mc, err := metricsclient.NewForConfig(testbed.RESTConfig(e.t))
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return e.depsWith(e.kube, mc)
+}
+
+// depsWith builds the activities' clients on the given Kubernetes clients.
+func (e *env) depsWith(kube kubernetes.Interface, mc metricsclient.Interface) worker.Deps {
 	prom, err := promsource.New(testbed.Shared(e.t).Prometheus.URL, 5*time.Second)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	p, err := kwokprovider.New(e.kube, []kwokprovider.Group{e.kwok})
+	p, err := kwokprovider.New(kube, []kwokprovider.Group{e.kwok})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	asg, lb := e.awsClients()
 	return worker.Deps{
-		Kube:      e.kube,
+		Kube:      kube,
 		Metrics:   metricsource.Router{Resources: metricsapi.Source{Client: mc}, Prometheus: prom},
 		Providers: activities.Providers{config.ProviderKwok: p, config.ProviderAWSASG: awsasg.New(asg)},
 		LoadBalancers: activities.LoadBalancers{
-			config.LoadBalancerEndpoints:   endpoints.LoadBalancer{Kube: e.kube},
+			config.LoadBalancerEndpoints:   endpoints.LoadBalancer{Kube: kube},
 			config.LoadBalancerTargetGroup: targetgroup.LoadBalancer{API: lb},
 		},
 		Poll: 500 * time.Millisecond,
@@ -356,9 +365,12 @@ func (e *env) deps() worker.Deps {
 }
 
 // startWorker runs an in-process worker on the test's task queue until the test ends.
-func (e *env) startWorker() sdkworker.Worker {
+func (e *env) startWorker() sdkworker.Worker { return e.startWorkerWith(e.deps()) }
+
+// startWorkerWith runs an in-process worker with the given clients.
+func (e *env) startWorkerWith(deps worker.Deps) sdkworker.Worker {
 	w := sdkworker.New(e.tc, e.taskQueue, sdkworker.Options{})
-	worker.Register(w, e.deps())
+	worker.Register(w, deps)
 	if err := w.Start(); err != nil {
 		e.t.Fatal(err)
 	}

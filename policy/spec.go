@@ -42,10 +42,12 @@ const (
 type Spec struct {
 	// MinReplicas is the lower bound while the model serves; ScaleToZero may go below it when idle.
 	MinReplicas int32 `json:"minReplicas"`
+	// MaxReplicas is the upper bound of replicas.
 	MaxReplicas int32 `json:"maxReplicas"`
-	// Metrics default to CPU at 80% utilization, as the HPA's do.
-	Metrics  []MetricSpec `json:"metrics,omitempty"`
-	Behavior *Behavior    `json:"behavior,omitempty"`
+	// Metrics to scale on; the largest proposal wins. Default: CPU at 80% utilization, as the HPA's.
+	Metrics []MetricSpec `json:"metrics,omitempty"`
+	// Behavior sets stabilization windows, rate policies and tolerances per direction (HPA defaults when unset).
+	Behavior *Behavior `json:"behavior,omitempty"`
 
 	// CPUInitializationPeriod: CPU samples of pods started less than this ago are trusted only after a
 	// full metric window of readiness (HPA: --horizontal-pod-autoscaler-cpu-initialization-period, 5m).
@@ -68,12 +70,18 @@ type Spec struct {
 
 // MetricSpec is one metric to scale on; exactly the member named by Type is set.
 type MetricSpec struct {
-	Type     MetricSourceType      `json:"type"`
+	// Type is Resource, Pods, Object, External or Demand; the member of that name is set.
+	Type MetricSourceType `json:"type"`
+	// Resource is cpu or memory of the pods, from the Kubernetes metrics API.
 	Resource *ResourceMetricSource `json:"resource,omitempty"`
-	Pods     *PodsMetricSource     `json:"pods,omitempty"`
-	Object   *ObjectMetricSource   `json:"object,omitempty"`
+	// Pods is a per-pod metric from Prometheus, averaged over the pods.
+	Pods *PodsMetricSource `json:"pods,omitempty"`
+	// Object is a metric of one Kubernetes object, from Prometheus.
+	Object *ObjectMetricSource `json:"object,omitempty"`
+	// External is a metric of something outside the cluster's objects, from Prometheus.
 	External *ExternalMetricSource `json:"external,omitempty"`
-	Demand   *DemandSource         `json:"demand,omitempty"`
+	// Demand sizes replicas from arrivals, service time and backlog (our extension).
+	Demand *DemandSource `json:"demand,omitempty"`
 }
 
 // DemandSource sizes replicas from demand rather than from a per-replica average (opt-in, type Demand).
@@ -88,8 +96,9 @@ type DemandSource struct {
 	Arrivals MetricIdentifier `json:"arrivals"`
 	// ServiceTime reads the mean time a request holds a batch slot, in seconds; ServiceTimeSeconds is used
 	// when it is unset or reads nothing (no request finished lately).
-	ServiceTime        *MetricIdentifier `json:"serviceTime,omitempty"`
-	ServiceTimeSeconds float64           `json:"serviceTimeSeconds,omitempty"`
+	ServiceTime *MetricIdentifier `json:"serviceTime,omitempty"`
+	// ServiceTimeSeconds is the fixed mean service time, used when serviceTime is unset or reads nothing.
+	ServiceTimeSeconds float64 `json:"serviceTimeSeconds,omitempty"`
 	// Backlog reads the requests waiting (replicas' queues, a gateway's queue).
 	Backlog *MetricIdentifier `json:"backlog,omitempty"`
 	// Concurrency is the sequences one replica serves at once (LoRAX's batch).
@@ -108,6 +117,7 @@ type DemandSource struct {
 
 // QueueSLO is a target on the queueing delay: Attainment of requests start within QueueDelay of arriving.
 type QueueSLO struct {
+	// QueueDelay is the longest a request should wait before its prefill starts.
 	QueueDelay Duration `json:"queueDelay"`
 	// Attainment is the share of requests that must meet it (default 0.99).
 	Attainment float64 `json:"attainment,omitempty"`
@@ -121,38 +131,51 @@ const (
 
 // ResourceMetricSource is a resource of the pods (cpu, memory) as the Kubernetes metrics API reports it.
 type ResourceMetricSource struct {
-	Name   string       `json:"name"`
+	// Name is cpu or memory.
+	Name string `json:"name"`
+	// Target is a Utilization (percent of the request) or an AverageValue (cores, bytes).
 	Target MetricTarget `json:"target"`
 }
 
 // PodsMetricSource is a per-pod metric averaged over the pods (queue length, in-flight requests).
 type PodsMetricSource struct {
+	// Metric names the metric and its PromQL (one series per pod, labelled pod).
 	Metric MetricIdentifier `json:"metric"`
-	Target MetricTarget     `json:"target"`
+	// Target is an AverageValue per pod.
+	Target MetricTarget `json:"target"`
 }
 
 // ObjectMetricSource is a metric describing one Kubernetes object (an Ingress's request rate).
 type ObjectMetricSource struct {
-	DescribedObject ObjectReference  `json:"describedObject"`
-	Metric          MetricIdentifier `json:"metric"`
-	Target          MetricTarget     `json:"target"`
+	// DescribedObject is the object the metric describes.
+	DescribedObject ObjectReference `json:"describedObject"`
+	// Metric names the metric and its PromQL (its series are summed).
+	Metric MetricIdentifier `json:"metric"`
+	// Target is a Value, or an AverageValue per pod.
+	Target MetricTarget `json:"target"`
 }
 
 // ExternalMetricSource is a metric not tied to any Kubernetes object (a gateway's queue).
 type ExternalMetricSource struct {
+	// Metric names the metric and its PromQL (its series are summed).
 	Metric MetricIdentifier `json:"metric"`
-	Target MetricTarget     `json:"target"`
+	// Target is a Value, or an AverageValue per pod.
+	Target MetricTarget `json:"target"`
 }
 
 // ObjectReference names the object an Object metric describes.
 type ObjectReference struct {
+	// APIVersion of the object.
 	APIVersion string `json:"apiVersion,omitempty"`
-	Kind       string `json:"kind"`
-	Name       string `json:"name"`
+	// Kind of the object (Service, Ingress...).
+	Kind string `json:"kind"`
+	// Name of the object, in the model's namespace.
+	Name string `json:"name"`
 }
 
 // MetricIdentifier names a metric; Query (PromQL) says how to read it from Prometheus.
 type MetricIdentifier struct {
+	// Name of the metric, as records and overrides refer to it.
 	Name string `json:"name"`
 	// Query is the PromQL expression. For Pods metrics it returns one series per pod, labelled "pod";
 	// for Object and External metrics its series are summed.
@@ -162,15 +185,21 @@ type MetricIdentifier struct {
 // MetricTarget is the value to hold the metric at. Quantities are plain numbers here ("500m" is 0.5);
 // the config loader converts Kubernetes quantity strings.
 type MetricTarget struct {
-	Type               MetricTargetType `json:"type"`
-	Value              *float64         `json:"value,omitempty"`
-	AverageValue       *float64         `json:"averageValue,omitempty"`
-	AverageUtilization *int32           `json:"averageUtilization,omitempty"`
+	// Type is Utilization, Value or AverageValue.
+	Type MetricTargetType `json:"type"`
+	// Value is the target of the whole (Value targets).
+	Value *float64 `json:"value,omitempty"`
+	// AverageValue is the target per pod (AverageValue targets).
+	AverageValue *float64 `json:"averageValue,omitempty"`
+	// AverageUtilization is the target in percent of the pods' requests (Utilization targets).
+	AverageUtilization *int32 `json:"averageUtilization,omitempty"`
 }
 
 // Behavior configures scaling in each direction, as HorizontalPodAutoscalerBehavior.
 type Behavior struct {
-	ScaleUp   *ScalingRules `json:"scaleUp,omitempty"`
+	// ScaleUp rules (default: no window; max of 4 pods and 100% per 15 s).
+	ScaleUp *ScalingRules `json:"scaleUp,omitempty"`
+	// ScaleDown rules (default: 300 s window; 100% per 15 s).
 	ScaleDown *ScalingRules `json:"scaleDown,omitempty"`
 }
 
@@ -193,18 +222,25 @@ const (
 
 // ScalingRules configure one direction, as HPAScalingRules.
 type ScalingRules struct {
-	StabilizationWindowSeconds *int32          `json:"stabilizationWindowSeconds,omitempty"`
-	SelectPolicy               *SelectPolicy   `json:"selectPolicy,omitempty"`
-	Policies                   []ScalingPolicy `json:"policies,omitempty"`
+	// StabilizationWindowSeconds: scale-up takes the lowest recommendation of this window, scale-down the
+	// highest (0-3600).
+	StabilizationWindowSeconds *int32 `json:"stabilizationWindowSeconds,omitempty"`
+	// SelectPolicy picks among the policies: Max (the largest change, default), Min, or Disabled.
+	SelectPolicy *SelectPolicy `json:"selectPolicy,omitempty"`
+	// Policies limit the change per period.
+	Policies []ScalingPolicy `json:"policies,omitempty"`
 	// Tolerance is the ratio deviation ignored in this direction (default 0.1), as in Kubernetes 1.33+.
 	Tolerance *float64 `json:"tolerance,omitempty"`
 }
 
 // ScalingPolicy limits the change within a period.
 type ScalingPolicy struct {
-	Type          ScalingPolicyType `json:"type"`
-	Value         int32             `json:"value"`
-	PeriodSeconds int32             `json:"periodSeconds"`
+	// Type is Pods (a count) or Percent (of the replicas at the period's start).
+	Type ScalingPolicyType `json:"type"`
+	// Value is the count or percentage allowed per period.
+	Value int32 `json:"value"`
+	// PeriodSeconds is the period (1-1800).
+	PeriodSeconds int32 `json:"periodSeconds"`
 }
 
 // PanicSpec configures panic mode (after Knative's KPA): when the load read in one evaluation reaches

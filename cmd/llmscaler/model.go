@@ -335,6 +335,10 @@ func (m *modelCLI) statusCommand() *cobra.Command {
 func writeStatus(w io.Writer, st workflows.Status) error {
 	fmt.Fprintf(w, "Model:      %s/%s (Deployment %s)\n", st.Namespace, st.Model, st.Deployment)
 	fmt.Fprintf(w, "State:      %s\n", st.State)
+	if st.Evaluations == 0 && st.LastError == "" {
+		fmt.Fprintf(w, "Replicas:   min %d, max %d (not observed yet: the first evaluation is under way)\n", st.MinReplicas, st.MaxReplicas)
+		return nil
+	}
 	fmt.Fprintf(w, "Replicas:   %d current, %d ready, %d desired (min %d, max %d)\n", st.CurrentReplicas, st.ReadyReplicas, st.DesiredReplicas, st.MinReplicas, st.MaxReplicas)
 	serving := 0
 	for _, n := range st.Nodes {
