@@ -424,6 +424,11 @@ func validateDemand(p *problems, path string, d *policy.DemandSource) {
 		if slo.Attainment < 0 || slo.Attainment >= 1 {
 			p.add(path+".slo.attainment", "must be above 0 and below 1, such as 0.99 (got %v)", slo.Attainment)
 		}
+		switch slo.LoadBalancing {
+		case "", policy.RandomBalancing, policy.LeastRequestBalancing:
+		default:
+			p.add(path+".slo.loadBalancing", "must be %s or %s (got %q)", policy.RandomBalancing, policy.LeastRequestBalancing, slo.LoadBalancing)
+		}
 	}
 }
 

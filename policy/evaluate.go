@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -383,6 +384,17 @@ func formatNumber(v float64) string {
 		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	}
 	return s
+}
+
+// MeasuredLeadTime is the lead time measured from recent scale-outs (decision to serving): their median,
+// so one slow launch does not set it; zero when there are none.
+func MeasuredLeadTime(recent []time.Duration) Duration {
+	if len(recent) == 0 {
+		return 0
+	}
+	ds := slices.Clone(recent)
+	slices.Sort(ds)
+	return Duration(ds[len(ds)/2])
 }
 
 // leadTime is the Demand metric's lead time: the spec's, else the measured one, else the default.

@@ -295,3 +295,27 @@ func TestDemandSLOSizesForTheQueueingDelayTarget(t *testing.T) {
 		t.Fatalf("%d replicas miss %.4f, %d miss %.4f", n, miss(n), n-1, miss(n-1))
 	}
 }
+
+func TestLeastRequestBalancingPoolsTheReplicasForTheSLO(t *testing.T) {
+	// 40 req/s x 9.6 s = 384 busy slots of 16 per replica: at least 24 replicas to keep up.
+	random := replicasForSLO(40, 9.6, 16, 1, 0.01, false)
+	pooled := replicasForSLO(40, 9.6, 16, 1, 0.01, true)
+	if pooled < 25 || pooled >= random {
+		t.Fatalf("pooled %d, random %d: want 25 <= pooled < random", pooled, random)
+	}
+	// The pooled sizing meets the target and one replica fewer does not.
+	miss := func(n int) float64 {
+		c, mu := float64(16*n), 1/9.6
+		return erlangC(16*n, 40/mu) * math.Exp(-(c*mu-40)*1)
+	}
+	if n := int(pooled); miss(n) > 0.01 || miss(n-1) <= 0.01 {
+		t.Fatalf("%d replicas miss %.4f, %d miss %.4f", n, miss(n), n-1, miss(n-1))
+	}
+	spec := demandSpec(time.Minute)
+	spec.Metrics[0].Demand.SLO = &QueueSLO{QueueDelay: Duration(time.Second), LoadBalancing: LeastRequestBalancing}
+	var st State
+	d := Evaluate(Input{Spec: spec, Observation: demandObs(7, 12, 0)}, &st, t0)
+	if !strings.Contains(d.Metrics[0].Note, "least-request") && d.DesiredReplicas > 7 {
+		t.Fatalf("the record does not name the pooled model:\n%s", d.Metrics[0].Note)
+	}
+}

@@ -473,10 +473,15 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 			attain = 0.99
 		}
 		rate := r.Arrivals + backlog/lead
-		n := replicasForSLO(rate, service, int(d.Concurrency), slo.QueueDelay.D().Seconds(), 1-attain)
+		pooled := slo.LoadBalancing == LeastRequestBalancing
+		n := replicasForSLO(rate, service, int(d.Concurrency), slo.QueueDelay.D().Seconds(), 1-attain, pooled)
 		if float64(n) > want {
 			want = float64(n)
-			p.Note += fmt.Sprintf("; %d replicas keep the modelled queueing delay within %s for %s%% of requests", n, slo.QueueDelay, formatNumber(100*attain))
+			model := "each replica a queue"
+			if pooled {
+				model = "least-request balancing pools the replicas"
+			}
+			p.Note += fmt.Sprintf("; %d replicas keep the modelled queueing delay within %s for %s%% of requests (%s)", n, slo.QueueDelay, formatNumber(100*attain), model)
 		}
 	}
 	if in.current > 0 {
@@ -496,21 +501,27 @@ func targetUtilization(d *DemandSource) float64 {
 	return DefaultDemandUtilization
 }
 
-// replicasForSLO is the fewest replicas, each serving `slots` requests at once, such that with the arrivals
-// spread evenly a request waits longer than delay with probability at most miss: Erlang C (M/M/c) per
-// replica, P(W > t) = C(c, a) e^(-(c mu - lambda) t). It stops at maxSLOReplicas.
-func replicasForSLO(arrivals, service float64, slots int, delay, miss float64) int32 {
+// replicasForSLO is the fewest replicas, each serving `slots` requests at once, such that a request waits
+// longer than delay with probability at most miss, by Erlang C: P(W > t) = C(c, a) e^(-(c mu - lambda) t).
+// Spread evenly over the replicas (random balancing) each replica is an M/M/slots queue with its share of
+// the arrivals; pooled (least-request balancing) the n replicas are one M/M/(n x slots) queue. It stops at
+// maxSLOReplicas.
+func replicasForSLO(arrivals, service float64, slots int, delay, miss float64, pooled bool) int32 {
 	if arrivals <= 0 || service <= 0 || slots <= 0 {
 		return 0
 	}
 	mu := 1 / service
-	for n := 1; n <= maxSLOReplicas; n++ {
-		lambda := arrivals / float64(n)
+	first := max(int(arrivals/mu/float64(slots)), 1)
+	for n := first; n <= maxSLOReplicas; n++ {
+		c, lambda := slots, arrivals/float64(n)
+		if pooled {
+			c, lambda = n*slots, arrivals
+		}
 		a := lambda / mu
-		if a >= float64(slots) {
+		if a >= float64(c) {
 			continue // unstable: the queue grows without bound
 		}
-		if erlangC(slots, a)*math.Exp(-(float64(slots)*mu-lambda)*delay) <= miss {
+		if erlangC(c, a)*math.Exp(-(float64(c)*mu-lambda)*delay) <= miss {
 			return int32(n)
 		}
 	}

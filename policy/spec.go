@@ -121,7 +121,20 @@ type QueueSLO struct {
 	QueueDelay Duration `json:"queueDelay"`
 	// Attainment is the share of requests that must meet it (default 0.99).
 	Attainment float64 `json:"attainment,omitempty"`
+	// LoadBalancing says how requests reach the replicas, which decides the queueing model: Random (a
+	// Kubernetes Service through kube-proxy: each replica is its own queue, M/M/c per replica; the default)
+	// or LeastRequest (a gateway or proxy that sends each request to the replica with the fewest in flight:
+	// the replicas behave as one pool, M/M/(n x c), which needs fewer replicas for the same target).
+	LoadBalancing LoadBalancing `json:"loadBalancing,omitempty"`
 }
+
+// LoadBalancing is how requests are spread over the replicas.
+type LoadBalancing string
+
+const (
+	RandomBalancing       LoadBalancing = "Random"
+	LeastRequestBalancing LoadBalancing = "LeastRequest"
+)
 
 // Demand defaults.
 const (

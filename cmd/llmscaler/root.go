@@ -15,6 +15,6 @@ scale-out and scale-in sagas that never cut off a request.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newExplainCommand(), newWorkerCommand(), newModelCommand(), newLoadsimCommand())
+	root.AddCommand(newExplainCommand(), newWorkerCommand(), newModelCommand(), newLoadsimCommand(), newSimCommand())
 	return root
 }

@@ -84,10 +84,14 @@ func (s *Server) Config() Config { return s.cfg }
 
 // Arrive offers a request at its arrival time; false means the queue is full (HTTP 429). Requests must
 // arrive in time order; completions up to the arrival are returned.
-func (s *Server) Arrive(r Request) (bool, []Done) {
-	done := s.Advance(r.Arrival)
+func (s *Server) Arrive(r Request) (bool, []Done) { return s.Offer(r, r.Arrival) }
+
+// Offer hands the server, at time at, a request that arrived earlier (at r.Arrival) and waited elsewhere,
+// in a gateway's queue; its queueing delay counts from its arrival. Offers must come in time order.
+func (s *Server) Offer(r Request, at time.Time) (bool, []Done) {
+	done := s.Advance(at)
 	if len(s.running) < s.cfg.MaxBatch {
-		s.start(r, r.Arrival)
+		s.start(r, at)
 		return true, done
 	}
 	if len(s.queue) >= s.cfg.MaxQueue {

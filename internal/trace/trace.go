@@ -5,6 +5,7 @@ package trace
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -109,34 +110,44 @@ func Window(reqs []Request, from, to time.Duration) []Request {
 	return out
 }
 
-// Scale multiplies the arrival rate by factor, keeping the trace's shape: each request appears
-// floor(factor) times, plus once more with probability frac(factor); copies are spread by up to one mean
-// inter-arrival time, so the result is a superposition of shifted copies rather than bursts of duplicates.
-// The seed makes it repeatable.
+// Scale multiplies the arrival rate by factor, keeping the trace's shape: the result superposes
+// floor(factor) whole copies of the trace, plus one more copy of which each request is kept with
+// probability frac(factor). Every copy but the first is shifted by its own random offset under a minute
+// (wrapping around the end, so the duration is kept): a ten times busier service is ten populations of
+// users, not every user sending each request ten times at once, which would make every burst ten times
+// taller than it is. The seed makes it repeatable.
 func Scale(reqs []Request, factor float64, seed uint64) []Request {
 	if factor == 1 || len(reqs) == 0 {
 		return slices.Clone(reqs)
 	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	spread := float64(Duration(reqs)) / float64(len(reqs))
-	whole, frac := math.Floor(factor), factor-math.Floor(factor)
-	var out []Request
-	for _, r := range reqs {
-		n := int(whole)
-		if rng.Float64() < frac {
-			n++
+	span := Duration(reqs) + time.Millisecond
+	whole, frac := int(math.Floor(factor)), factor-math.Floor(factor)
+	copies := whole
+	if frac > 0 {
+		copies++
+	}
+	out := make([]Request, 0, int(float64(len(reqs))*factor)+1)
+	for k := range copies {
+		var offset time.Duration
+		if k > 0 {
+			offset = time.Duration(rng.Int64N(int64(copyShift)))
 		}
-		for i := range n {
-			c := r
-			if i > 0 {
-				c.At += time.Duration(rng.Float64() * spread)
+		partial := k == whole
+		for _, r := range reqs {
+			if partial && rng.Float64() >= frac {
+				continue
 			}
-			out = append(out, c)
+			r.At = (r.At + offset) % span
+			out = append(out, r)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b Request) int { return int(a.At - b.At) })
+	slices.SortStableFunc(out, func(a, b Request) int { return cmp.Compare(a.At, b.At) })
 	return out
 }
+
+// copyShift bounds the offset between the copies that Scale superposes.
+const copyShift = time.Minute
 
 // Compress plays the trace factor times faster (arrival times divided by factor).
 func Compress(reqs []Request, factor float64) []Request {

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/llmscaler/llmscaler/config"
+	"github.com/llmscaler/llmscaler/internal/sim"
+	"github.com/llmscaler/llmscaler/policy"
+)
+
+func newSimCommand() *cobra.Command {
+	var tf traceFlags
+	var specFile, output, plot string
+	var maxReplicas int32
+	var attainment float64
+	a := sim.DefaultAssumptions()
+	durations := []struct {
+		flag  string
+		p     *policy.Duration
+		usage string
+	}{
+		{"node-ready", &a.NodeReady, "time from asking for a node to it being Ready"},
+		{"gpu-allocatable", &a.GPUAllocatable, "time from Ready to the GPUs being allocatable"},
+		{"image-pull", &a.ImagePull, "image pull on a node that has not run the model (5m for a cold 15 GB pull)"},
+		{"model-load", &a.ModelLoad, "time from container start to the readiness probe passing"},
+		{"drain-grace", &a.DrainGrace, "our scale-in's drain grace (default: the spec's drainGracePeriod)"},
+		{"baseline-grace", &a.BaselineGrace, "termination grace of the pods the HPA removes in the hpa+ca baseline"},
+		{"unneeded-time", &a.ScaleDownUnneeded, "the Cluster Autoscaler's scale-down unneeded time in the baseline"},
+		{"interval", &a.EvaluationInterval, "evaluation interval of the autoscalers (default: the spec's)"},
+		{"slo", &a.SLO, "queueing delay (arrival to start of prefill) a request should not exceed (default: the spec's Demand SLO, else 1s)"},
+	}
+	cmd := &cobra.Command{
+		Use:   "sim [-f model.yaml]",
+		Short: "Simulate a trace against our policy, the HPA with the Cluster Autoscaler, a static size and an oracle",
+		Long: `sim is a discrete-event simulation of a model's GPU capacity under an LLM trace (Azure CSV format). It runs
+our real decision code (the policy the autoscaler workflow runs, with the sagas' semantics) beside:
+  hpa+ca   the HPA on in-flight requests at 70% of the batch, default behavior, with the Cluster Autoscaler
+           (nodes for pending pods, removed after the unneeded time; removed pods get --baseline-grace);
+  static   the cheapest constant replica count that meets the SLO (found by bisection);
+  oracle   capacity resized once a minute to that minute's peak of requests in flight, with foresight;
+and variants of ours. Replicas are LoRAX-like servers (the load simulator's model) behind a least-request
+balancer; new capacity arrives after node Ready + GPUs allocatable + image pull + model load. It reports SLO
+attainment (queueing delay within --slo), queueing delay and TTFT percentiles, GPU node-hours and their ratio
+to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG of load, replicas and nodes.`,
+		Example: `  llmscaler sim --rate-scale 10
+  llmscaler sim -f deploy/examples/lorax/model.yaml --rate-scale 30 --window 0m-30m -o json
+  llmscaler sim --rate-scale 10 --image-pull 5m --plot sim.svg`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			if tf.compress != 1 {
+				return usagef("--compress does not apply to sim: simulated time costs nothing")
+			}
+			spec, err := config.LoadModelSpec(specFile, config.NewModelViper())
+			if err != nil {
+				return usageError{err}
+			}
+			ours := spec.Spec.Spec
+			if maxReplicas > 0 {
+				ours.MaxReplicas = maxReplicas
+			}
+			if !cmd.Flags().Changed("drain-grace") && spec.Spec.DrainGracePeriod > 0 {
+				a.DrainGrace = spec.Spec.DrainGracePeriod
+			}
+			if !cmd.Flags().Changed("interval") && spec.Spec.EvaluationInterval > 0 {
+				a.EvaluationInterval = spec.Spec.EvaluationInterval
+			}
+			if !cmd.Flags().Changed("slo") {
+				if slo := demandSLO(ours); slo != nil {
+					a.SLO = slo.QueueDelay
+				}
+			}
+			a.Attainment = attainment
+			if !cmd.Flags().Changed("attainment") {
+				if slo := demandSLO(ours); slo != nil && slo.Attainment > 0 {
+					a.Attainment = slo.Attainment
+				}
+			}
+			if g := spec.Spec.NodeGroup.GPUsPerNode; g > 0 {
+				a.GPUsPerNode = g
+			}
+			a.GPUsPerPod = max(ours.GPUsPerPod, 1)
+			a.MaxNodes = max(ours.MaxReplicas*a.GPUsPerPod/a.GPUsPerNode, 1)
+			if err := a.Validate(); err != nil {
+				return usageError{err}
+			}
+			reqs, err := tf.load()
+			if err != nil {
+				return err
+			}
+			rep, err := sim.Compare(sim.Options{Assumptions: a, Trace: reqs, Policies: sim.StandardPolicies(ours, a)})
+			if err != nil {
+				return err
+			}
+			rep.Assumptions.Trace, rep.Assumptions.RateScale, rep.Assumptions.Window = tf.file, tf.rateScale, tf.window
+			if plot != "" {
+				f, err := os.Create(plot)
+				if err != nil {
+					return fmt.Errorf("--plot: %w", err)
+				}
+				if err := rep.WriteSVG(f); err != nil {
+					f.Close()
+					return fmt.Errorf("--plot: %w", err)
+				}
+				if err := f.Close(); err != nil {
+					return fmt.Errorf("--plot: %w", err)
+				}
+			}
+			return printValue(cmd.OutOrStdout(), output, rep, func(w io.Writer) error { rep.WriteTable(w); return nil })
+		},
+	}
+	tf.add(cmd, 1)
+	cmd.Flags().StringVarP(&specFile, "file", "f", "deploy/examples/lorax/model.yaml", "model spec whose scaling policy is \"ours\"")
+	cmd.Flags().Int32Var(&maxReplicas, "max-replicas", 200, "override the spec's maxReplicas (0 keeps it), so a production bound does not cap a scaled-up trace")
+	cmd.Flags().Float64Var(&attainment, "attainment", 0.99, "share of requests that must meet --slo (default: the spec's Demand SLO)")
+	for _, d := range durations {
+		cmd.Flags().Var(durationFlag{d.p}, d.flag, d.usage)
+	}
+	srv := &a.Serving
+	servingFlags(cmd, srv)
+	cmd.Flags().StringVar(&plot, "plot", "", "write an SVG plot of load, replicas and nodes over time for each policy")
+	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
+	_ = cmd.MarkFlagFilename("plot", "svg")
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func demandSLO(s policy.Spec) *policy.QueueSLO {
+	for _, m := range s.Metrics {
+		if m.Type == policy.DemandMetric && m.Demand != nil && m.Demand.SLO != nil && m.Demand.SLO.QueueDelay > 0 {
+			return m.Demand.SLO
+		}
+	}
+	return nil
+}
+
+// durationFlag is a pflag.Value over a policy.Duration.
+type durationFlag struct{ p *policy.Duration }
+
+func (d durationFlag) String() string {
+	if d.p == nil {
+		return ""
+	}
+	return d.p.String()
+}
+
+func (d durationFlag) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration: use a number with a unit, such as 90s or 5m", s)
+	}
+	if v < 0 {
+		return fmt.Errorf("%q: a delay cannot be negative", s)
+	}
+	*d.p = policy.Duration(v)
+	return nil
+}
+
+func (durationFlag) Type() string { return "duration" }
