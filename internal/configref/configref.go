@@ -156,7 +156,7 @@ func describe(pkg string, e ast.Expr) (typ, nestPkg, nest string, list bool) {
 
 func simple(name string) string {
 	switch name {
-	case "string", "MetricSourceType", "MetricTargetType", "SelectPolicy", "ScalingPolicyType":
+	case "string", "MetricSourceType", "MetricTargetType", "SelectPolicy", "ScalingPolicyType", "LoadBalancing":
 		return "string"
 	case "int", "int32", "int64":
 		return "integer"
