@@ -20,6 +20,110 @@ type State struct {
 	LastActive time.Time `json:"lastActive,omitempty"`
 	// Started is when the first evaluation ran.
 	Started time.Time `json:"started,omitempty"`
+	// Arrivals are a Demand metric's recent arrival-rate readings, for its trend (two lead times of them).
+	Arrivals []TimedValue `json:"arrivals,omitempty"`
+	// BurstStarts are the times of the last two burst starts seen by a Demand metric (at most two).
+	BurstStarts []time.Time `json:"burstStarts,omitempty"`
+}
+
+// TimedValue is a reading at a time.
+type TimedValue struct {
+	Value float64   `json:"value"`
+	Time  time.Time `json:"time"`
+}
+
+// minTrendPoints is the fewest readings a trend is fitted on.
+const minTrendPoints = 6
+
+// arrivalTrend records an arrival-rate reading and returns the rise expected over the lead time. Capacity
+// ordered now serves a lead time from now; on a sustained ramp it must be sized for the demand then. The
+// trend is the lower end of the 95% confidence interval of the least-squares slope of the readings of the
+// last two lead times, times the lead time: noise gives a bound below zero, and a fall projects nothing (the
+// hold decides when to scale in). Within two lead times of a burst start it projects nothing either: a
+// burst is a step, not a ramp, and extrapolating it would order capacity far past its level.
+func (s *State) arrivalTrend(arrivals float64, now time.Time, lead time.Duration) float64 {
+	s.Arrivals = keepAfter(s.Arrivals, now.Add(-2*lead), func(v TimedValue) time.Time { return v.Time })
+	if math.IsNaN(arrivals) || math.IsInf(arrivals, 0) {
+		return 0
+	}
+	s.Arrivals = append(s.Arrivals, TimedValue{Value: arrivals, Time: now})
+	if n := len(s.BurstStarts); n > 0 && now.Sub(s.BurstStarts[n-1]) < 2*lead {
+		return 0 // a burst is a step, not a ramp: its backlog is sized over the lead time instead
+	}
+	lower, _ := slopeLowerBound(s.Arrivals)
+	if lower <= 0 {
+		return 0
+	}
+	return lower * lead.Seconds()
+}
+
+// slopeLowerBound is the lower end of the 95% confidence interval of the least-squares slope (per second)
+// of the readings, and the slope itself; both -Inf when they are too few to tell.
+func slopeLowerBound(vs []TimedValue) (lower, slope float64) {
+	if len(vs) < minTrendPoints {
+		return math.Inf(-1), math.Inf(-1)
+	}
+	n := float64(len(vs))
+	t0 := vs[0].Time
+	var mx, my float64
+	for _, v := range vs {
+		mx += v.Time.Sub(t0).Seconds()
+		my += v.Value
+	}
+	mx, my = mx/n, my/n
+	var sxx, sxy float64
+	for _, v := range vs {
+		dx := v.Time.Sub(t0).Seconds() - mx
+		sxx += dx * dx
+		sxy += dx * (v.Value - my)
+	}
+	if sxx == 0 {
+		return math.Inf(-1), math.Inf(-1)
+	}
+	slope = sxy / sxx
+	var sse float64
+	for _, v := range vs {
+		e := v.Value - (my + slope*(v.Time.Sub(t0).Seconds()-mx))
+		sse += e * e
+	}
+	return slope - 2*math.Sqrt(sse/(n-2)/sxx), slope
+}
+
+// Burst detection for Demand metrics: a burst starts when the demand's proposal reaches burstRatio times the
+// lowest proposal of the last lead time; bursts that recur within maxBurstCycle set the hold.
+const (
+	burstRatio    = 2
+	maxBurstCycle = time.Hour
+)
+
+// noteBurst records a burst start when the proposal crosses burstRatio times the lowest recommendation of
+// the last lead time.
+func (s *State) noteBurst(proposal int32, now time.Time, lead time.Duration) {
+	low, prev, seen := proposal, int32(0), false
+	for _, r := range s.Recommendations {
+		if r.Time.After(now.Add(-lead)) {
+			low, prev, seen = min(low, r.Replicas), r.Replicas, true
+		}
+	}
+	if seen && low > 0 && proposal >= burstRatio*low && prev < burstRatio*low {
+		s.BurstStarts = append(s.BurstStarts, now)
+		if len(s.BurstStarts) > 2 {
+			s.BurstStarts = s.BurstStarts[len(s.BurstStarts)-2:]
+		}
+	}
+}
+
+// burstCycle is the time between the last two burst starts, while it is under maxBurstCycle and the last
+// burst is at most two cycles old (zero otherwise: bursts that stopped recurring hold nothing).
+func (s State) burstCycle(now time.Time) time.Duration {
+	if len(s.BurstStarts) < 2 {
+		return 0
+	}
+	gap := s.BurstStarts[1].Sub(s.BurstStarts[0])
+	if gap <= 0 || gap > maxBurstCycle || now.Sub(s.BurstStarts[1]) > 2*gap {
+		return 0
+	}
+	return gap
 }
 
 // TimedRecommendation is one evaluation's recommendation.

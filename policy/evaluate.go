@@ -84,7 +84,8 @@ type Decision struct {
 func Evaluate(in Input, st *State, now time.Time) Decision {
 	spec := in.Spec.WithDefaults()
 	lead := leadTime(spec, in.LeadTime)
-	spec = holdForDemand(spec, lead)
+	cycle := st.burstCycle(now)
+	spec = holdForDemand(spec, lead, cycle)
 	obs := in.Observation
 	st.trim(spec, now)
 
@@ -108,7 +109,7 @@ func Evaluate(in Input, st *State, now time.Time) Decision {
 	}
 	d.ComingNodes = max(obs.Group.Desired-serving-leaving, 0)
 
-	desired := d.decideReplicas(spec, obs, st, committed, now, lead)
+	desired := d.decideReplicas(spec, obs, st, committed, now, lead, cycle)
 
 	// The node group's max bounds what can actually run: more replicas would stay Pending.
 	if capacity := replicaCapacity(spec, obs); obs.Group.Max > 0 && desired > capacity && desired > committed {
@@ -134,7 +135,7 @@ func Evaluate(in Input, st *State, now time.Time) Decision {
 }
 
 // decideReplicas runs the HPA's reconcile step and our extensions, recording limits as it goes.
-func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current int32, now time.Time, lead time.Duration) int32 {
+func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current int32, now time.Time, lead, cycle time.Duration) int32 {
 	z := spec.ScaleToZero
 	activationKnown := obs.Activation != nil
 	if z != nil {
@@ -185,6 +186,11 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	// computeReplicasForMetrics: the max over metrics; an invalid metric forbids a scale-down.
 	in := d.calcInput(spec, obs, current, now)
 	in.leadTime = lead
+	for _, m := range spec.Metrics {
+		if r := findReading(obs, m.Name()); m.Type == DemandMetric && r != nil && r.Demand != nil {
+			in.arrivalRise = st.arrivalTrend(r.Demand.Arrivals, now, lead)
+		}
+	}
 	var proposal int32
 	invalid := 0
 	var firstInvalid string
@@ -222,7 +228,13 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 		d.Panic = panicking
 	}
 
+	if hasDemand(spec) {
+		st.noteBurst(proposal, now, lead)
+	}
 	stabilized, l := st.stabilize(spec, current, proposal, now)
+	if l.Kind == LimitStabilization && l.To > l.From && cycle > 0 {
+		l.Detail += fmt.Sprintf(" (held through the burst cycle: the last two bursts began %s apart)", cycle)
+	}
 	if panicking && proposal > stabilized {
 		// A burst cannot wait for the scale-up window.
 		stabilized = proposal
@@ -412,7 +424,7 @@ func leadTime(spec Spec, measured Duration) time.Duration {
 
 // holdForDemand lengthens the scale-down stabilization window to a Demand metric's hold (default twice the
 // lead time): capacity that took a lead time to arrive is kept through the burst cycle.
-func holdForDemand(spec Spec, lead time.Duration) Spec {
+func holdForDemand(spec Spec, lead, cycle time.Duration) Spec {
 	for _, m := range spec.Metrics {
 		if m.Type != DemandMetric || m.Demand == nil {
 			continue
@@ -421,6 +433,7 @@ func holdForDemand(spec Spec, lead time.Duration) Spec {
 		if hold == 0 {
 			hold = 2 * lead
 		}
+		hold = max(hold, cycle)
 		down := *spec.Behavior.ScaleDown
 		if w := int32(hold.Seconds()); w > *down.StabilizationWindowSeconds {
 			down.StabilizationWindowSeconds = &w
@@ -430,4 +443,13 @@ func holdForDemand(spec Spec, lead time.Duration) Spec {
 		}
 	}
 	return spec
+}
+
+func hasDemand(spec Spec) bool {
+	for _, m := range spec.Metrics {
+		if m.Type == DemandMetric && m.Demand != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -218,8 +218,16 @@ func TestDemandSizesByLittlesLawAndSpreadsTheBacklogOverTheLeadTime(t *testing.T
 	var st State
 	// 10 req/s x 7 s = 70 busy slots; at 16 x 0.8 = 12.8 per replica: 5.47 -> 6.
 	d := Evaluate(Input{Spec: demandSpec(3 * time.Minute), Observation: demandObs(6, 10, 0)}, &st, t0)
-	if d.DesiredReplicas != 6 || !d.Metrics[0].WithinTolerance {
+	if d.DesiredReplicas != 6 || d.Metrics[0].WithinTolerance {
 		t.Fatalf("steady demand: desired %d\n%s", d.DesiredReplicas, d.Summary)
+	}
+	// No tolerance band: 7 replicas for 5.47 replicas' worth (ratio 0.78) drop to 6, and 5 (ratio 1.09,
+	// inside the HPA's 10%) rise to 6.
+	for _, current := range []int32{7, 5} {
+		var st State
+		if d := Evaluate(Input{Spec: demandSpec(3 * time.Minute), Observation: demandObs(current, 10, 0)}, &st, t0); d.Proposal != 6 {
+			t.Fatalf("from %d: proposal %d, want 6\n%s", current, d.Proposal, d.Summary)
+		}
 	}
 	// A backlog of 900 after a burst: a queue-length HPA would order ceil(900/4 per pod) replicas. Spread
 	// over a 3-minute lead time it is 900 x 7 / 180 = 35 more busy slots: (70 + 35) / 12.8 -> 9.
@@ -317,5 +325,66 @@ func TestLeastRequestBalancingPoolsTheReplicasForTheSLO(t *testing.T) {
 	d := Evaluate(Input{Spec: spec, Observation: demandObs(7, 12, 0)}, &st, t0)
 	if !strings.Contains(d.Metrics[0].Note, "least-request") && d.DesiredReplicas > 7 {
 		t.Fatalf("the record does not name the pooled model:\n%s", d.Metrics[0].Note)
+	}
+}
+
+func TestDemandOrdersForTheDemandAtTheEndOfTheLeadTimeOnARamp(t *testing.T) {
+	lead := 3 * time.Minute
+	var ramp, flat State
+	var d, f Decision
+	// Eight minutes of readings every 15 s: a ramp of 1 req/s per minute (with a little noise), and a flat
+	// load with the same noise.
+	for i := range 32 {
+		now := t0.Add(time.Duration(i) * 15 * time.Second)
+		noise := 0.3 * float64(i%3-1)
+		d = Evaluate(Input{Spec: demandSpec(lead), Observation: demandObs(8, 10+float64(i)/4+noise, 0)}, &ramp, now)
+		f = Evaluate(Input{Spec: demandSpec(lead), Observation: demandObs(8, 10+noise, 0)}, &flat, now)
+	}
+	// The ramp reads 17.75 req/s now and rises 3 more over the lead time: (17.75 + ~3) x 7 / 12.8 -> 12.
+	if !strings.Contains(d.Metrics[0].Note, "rising") || d.Proposal < 12 {
+		t.Fatalf("ramp: proposal %d\n%s", d.Proposal, d.Metrics[0].Note)
+	}
+	if strings.Contains(f.Metrics[0].Note, "rising") || f.Proposal != 6 {
+		t.Fatalf("flat: proposal %d\n%s", f.Proposal, f.Metrics[0].Note)
+	}
+}
+
+// bursts evaluates a Demand spec every 15 s for the given time, the arrival rate from rate(t).
+func bursts(st *State, spec Spec, from, to time.Duration, rate func(time.Duration) float64, current *int32) Decision {
+	var d Decision
+	for at := from; at < to; at += 15 * time.Second {
+		d = Evaluate(Input{Spec: spec, Observation: demandObs(*current, rate(at), 0)}, st, t0.Add(at))
+		*current = d.DesiredReplicas
+	}
+	return d
+}
+
+func TestDemandNeitherExtrapolatesABurstNorDropsCapacityBetweenRecurringBursts(t *testing.T) {
+	// 2 req/s, with bursts of 20 req/s for 4 minutes every 20 minutes; lead time 3 minutes.
+	rate := func(at time.Duration) float64 {
+		if at%(20*time.Minute) >= 10*time.Minute && at%(20*time.Minute) < 14*time.Minute {
+			return 20
+		}
+		return 2
+	}
+	spec := demandSpec(3 * time.Minute)
+	var st State
+	current := int32(2)
+	d := bursts(&st, spec, 0, 11*time.Minute, rate, &current)
+	// 20 req/s x 7 s / 12.8 -> 11: sized for the burst's level, not for its slope.
+	if strings.Contains(d.Metrics[0].Note, "rising") || d.Proposal != 11 {
+		t.Fatalf("a minute into the first burst: proposal %d\n%s", d.Proposal, d.Metrics[0].Note)
+	}
+	// After the first burst the hold (twice the lead time) ends and capacity goes.
+	if d = bursts(&st, spec, 11*time.Minute, 26*time.Minute, rate, &current); d.DesiredReplicas > 2 {
+		t.Fatalf("12 minutes after the first burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	}
+	// The second burst makes a cycle of 20 minutes: 8 minutes after it, capacity is still held.
+	if d = bursts(&st, spec, 26*time.Minute, 42*time.Minute, rate, &current); d.DesiredReplicas != 11 || !strings.Contains(d.Summary, "burst cycle") {
+		t.Fatalf("8 minutes after the second burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	}
+	// When the bursts stop, two cycles after the last one the hold is back to twice the lead time.
+	if d = bursts(&st, spec, 42*time.Minute, 80*time.Minute, func(time.Duration) float64 { return 2 }, &current); d.DesiredReplicas > 2 {
+		t.Fatalf("long after the last burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
 }

@@ -160,6 +160,8 @@ type calcInput struct {
 	readinessDelay time.Duration
 	// leadTime is the time from ordering capacity to it serving (Demand metrics).
 	leadTime time.Duration
+	// arrivalRise is the rise of the arrival rate expected over the lead time (Demand metrics; see trend).
+	arrivalRise float64
 }
 
 // plainMetricReplicas is calcPlainMetricReplicas: the average of per-pod values against a per-pod target.
@@ -441,7 +443,7 @@ func checkTarget(m MetricSpec, t MetricTarget) string {
 }
 
 // demandReplicas sizes by Little's law: busy slots = arrivals x service time, plus the backlog spread over
-// the lead time; replicas = busy slots / (concurrency x target utilization), with the usual tolerance.
+// the lead time; replicas = busy slots / (concurrency x target utilization), or more if the SLO needs them.
 func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricProposal) {
 	if r == nil {
 		p.Invalid = "no reading"
@@ -461,18 +463,23 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 	if r.Backlog != nil && *r.Backlog > 0 {
 		backlog = *r.Backlog
 	}
-	slots := r.Arrivals*service + backlog*service/lead
+	arrivals := r.Arrivals + in.arrivalRise
+	slots := arrivals*service + backlog*service/lead
 	want := slots / per
 	p.Current = slots
-	p.Note = fmt.Sprintf("%s req/s x %ss + backlog %s over lead time %s = %s busy slots, %s per replica",
-		formatNumber(r.Arrivals), formatNumber(service), formatNumber(backlog), time.Duration(lead*float64(time.Second)).Round(time.Second),
+	rising := ""
+	if in.arrivalRise > 0 {
+		rising = fmt.Sprintf(" (rising: +%s req/s by the time new capacity serves)", formatNumber(in.arrivalRise))
+	}
+	p.Note = fmt.Sprintf("%s req/s%s x %ss + backlog %s over lead time %s = %s busy slots, %s per replica",
+		formatNumber(arrivals), rising, formatNumber(service), formatNumber(backlog), time.Duration(lead*float64(time.Second)).Round(time.Second),
 		formatNumber(slots), formatNumber(per))
 	if slo := d.SLO; slo != nil && slo.QueueDelay > 0 {
 		attain := slo.Attainment
 		if attain <= 0 || attain >= 1 {
 			attain = 0.99
 		}
-		rate := r.Arrivals + backlog/lead
+		rate := arrivals + backlog/lead
 		pooled := slo.LoadBalancing == LeastRequestBalancing
 		n := replicasForSLO(rate, service, int(d.Concurrency), slo.QueueDelay.D().Seconds(), 1-attain, pooled)
 		if float64(n) > want {
@@ -484,12 +491,11 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 			p.Note += fmt.Sprintf("; %d replicas keep the modelled queueing delay within %s for %s%% of requests (%s)", n, slo.QueueDelay, formatNumber(100*attain), model)
 		}
 	}
+	// No tolerance band: the demand model sizes its own headroom (target utilization, SLO) and the hold
+	// keeps it from flapping; a 10% band on top would keep up to a tenth of the replicas idle on the way
+	// down and let a tenth of the demand go unserved on the way up.
 	if in.current > 0 {
 		p.Ratio = want / float64(in.current)
-		if in.tol.within(p.Ratio) {
-			p.WithinTolerance, p.Replicas = true, in.current
-			return
-		}
 	}
 	p.Replicas = ceilReplicas(want)
 }

@@ -111,7 +111,9 @@ type DemandSource struct {
 	// LeadTime from ordering a replica to it serving; default: measured from this model's scale-outs,
 	// else 3m.
 	LeadTime Duration `json:"leadTime,omitempty"`
-	// HoldFor keeps capacity after the demand falls (default twice the lead time).
+	// HoldFor keeps capacity after the demand falls (default twice the lead time). When bursts recur, the
+	// hold lengthens to the time between the last two burst starts (up to an hour): capacity that would
+	// come back a lead time too late for the next burst is kept through the cycle instead.
 	HoldFor Duration `json:"holdFor,omitempty"`
 }
 

@@ -37,13 +37,13 @@ type autoscaler struct {
 	spec  policy.Spec
 	sagas bool
 
-	st      policy.State
-	action  *action
-	leads   []time.Duration
+	st     policy.State
+	action *action
+	leads  []time.Duration
 	// scaleOuts counts the scale-outs started (not the raises of one under way).
 	scaleOuts int
-	gen     int
-	actions int
+	gen       int
+	actions   int
 	// lastScaleUp delays the Cluster Autoscaler's scale-down (scale-down-delay-after-add).
 	lastScaleUp time.Time
 	// Decisions keeps the last decisions, for tests and debugging.
@@ -157,6 +157,8 @@ func (a *autoscaler) actLikeTheWorkflow(s *sim, d policy.Decision) {
 	}
 	a.actions++
 	a.st.RecordScale(d.CurrentReplicas, d.DesiredReplicas, s.now)
+	// A saga with nothing to wait for (idle victims, capacity already there) ends at once.
+	a.changed(s)
 }
 
 // cancelScaleIn restores the victims still there: uncordoned, their draining pods back in the balancer.

@@ -606,7 +606,13 @@ func (s *sim) arrivalRate() float64 {
 	for s.rateFrom < s.next && !epoch.Add(s.reqs[s.rateFrom].At).After(from) {
 		s.rateFrom++
 	}
-	return float64(s.next-s.rateFrom) / s.a.RateWindow.D().Seconds()
+	// At the trace's start the window covers only the time since, as Prometheus's rate() extrapolates over
+	// the samples it has: the service was running before the trace began.
+	span := min(s.a.RateWindow.D(), s.now.Sub(epoch))
+	if span <= 0 {
+		return 0
+	}
+	return float64(s.next-s.rateFrom) / span.Seconds()
 }
 
 // meanServiceTime is the mean time in the batch of the requests finished within the window (false: none).
