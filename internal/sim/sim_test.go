@@ -29,11 +29,11 @@ func synthetic(d time.Duration, seed uint64, rate func(t time.Duration) float64)
 	return out
 }
 
-func exampleSpec(t *testing.T) policy.Spec {
-	t.Helper()
+func exampleSpec(tb testing.TB) policy.Spec {
+	tb.Helper()
 	spec, err := config.LoadModelSpec("../../deploy/examples/lorax/model.yaml", config.NewModelViper())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	s := spec.Spec.Spec
 	s.MaxReplicas = 200
