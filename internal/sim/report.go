@@ -55,6 +55,10 @@ func (r Report) WriteSVG(w io.Writer) error {
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" font-weight="bold">%s: %.2f%% within SLO, %.2f GPU node-hours (x%.2f oracle), %d lost</text>`+"\n",
 			left, y0-3, p.Name, 100*p.SLOAttainment, p.GPUNodeHours, p.OracleRatio, p.LostRequests)
 		fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" fill="none" stroke="#ccc"/>`+"\n", left, y0, width-left-right, panel)
+		if w := r.Assumptions.Warmup.D().Seconds(); w > 0 {
+			fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="%.1f" height="%.0f" fill="#eee"/><text x="%.0f" y="%.0f" fill="#888">warm-up, not measured</text>`+"\n",
+				left, y0, min(w, tmax)/tmax*(width-left-right), panel, left+4, y0+12)
+		}
 		for _, tick := range []float64{0, 0.5, 1} {
 			y := y0 + panel - tick*panel
 			fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" text-anchor="end">%.0f</text>`+"\n", left-4, y+4, tick*ymax)
