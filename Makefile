@@ -54,7 +54,8 @@ replay-histories: tools
 	find workflows/testdata/histories -name "*.json" ! -name "v0-*" -delete
 	LLMSCALER_UPDATE_HISTORIES=1 $(GO) test -count=1 -timeout 15m -run 'TestScaleOutThenScaleIn|TestNodeThatNever|TestPDB|TestLoadReturning|TestOverrides|TestAWSAutoScalingGroupSagas|TestAWSCapacity' ./e2e/
 
-## bench: the benchmarks (policy evaluation cost; history events per no-op tick on the local stack)
+## bench: the benchmarks (policy evaluation cost; the simulator's speed; history events per no-op tick on the local stack)
 bench: tools
 	$(GO) test -run XXX -bench . -benchtime 2s ./policy/
+	$(GO) test -run XXX -bench . -benchtime 3x ./internal/sim/
 	$(GO) test -run XXX -bench NoOpTick ./e2e/
