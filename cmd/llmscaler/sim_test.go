@@ -1,0 +1,64 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const simTrace = "../../deploy/examples/traces/AzureLLMInferenceTrace_conv.csv"
+const simSpec = "../../deploy/examples/lorax/model.yaml"
+
+func TestSimPrintsTheComparisonAsJSONAndPlots(t *testing.T) {
+	plot := filepath.Join(t.TempDir(), "sim.svg")
+	out, errOut, code := runCLI(t, "", "sim", "--trace", simTrace, "-f", simSpec, "--window", "0m-20m", "--rate-scale", "2",
+		"--image-pull", "5m", "--plot", plot, "-o", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var rep struct {
+		Assumptions map[string]any   `json:"assumptions"`
+		Oracle      float64          `json:"oracle_gpu_node_hours"`
+		Policies    []map[string]any `json:"policies"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	if rep.Assumptions["image_pull"] != "5m0s" || rep.Assumptions["drain_grace"] != "2m0s" || rep.Assumptions["rate_scale"] != 2.0 || rep.Oracle <= 0 {
+		t.Fatalf("assumptions %v, oracle %v", rep.Assumptions, rep.Oracle)
+	}
+	names := []string{}
+	for _, p := range rep.Policies {
+		names = append(names, p["name"].(string))
+	}
+	if got := strings.Join(names, " "); !strings.Contains(got, "hpa+ca static-") || !strings.Contains(got, "oracle ours") {
+		t.Fatalf("policies %s", got)
+	}
+	if b, err := os.ReadFile(plot); err != nil || !strings.Contains(string(b), "<svg") {
+		t.Fatalf("plot: %v", err)
+	}
+}
+
+func TestSimRefusesBadInputWithWhatToFix(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--compress", "10"}, "--compress does not apply to sim"},
+		{[]string{"--window", "2h-3h"}, "holds no request"},
+		{[]string{"--model-load", "-5s"}, "a delay cannot be negative"},
+		{[]string{"--node-ready", "soon"}, "is not a duration"},
+		{[]string{"--window", "0m-5m"}, "warm-up (7m20s) is not shorter than the trace"},
+		{[]string{"--attainment", "99"}, "attainment target 99 must be between 0 and 1"},
+		{[]string{"-f", "nope.yaml"}, "nope.yaml"},
+		{[]string{"-o", "xml"}, `--output "xml"`},
+	} {
+		args := append([]string{"sim", "--trace", simTrace, "-f", simSpec}, c.args...)
+		_, errOut, code := runCLI(t, "", args...)
+		if code == exitOK || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want it to say %q", c.args, code, errOut, c.want)
+		}
+	}
+}
