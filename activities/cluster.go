@@ -10,7 +10,6 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
-	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/kubectl/pkg/drain"
 
 	"github.com/llmscaler/llmscaler/internal/gpunode"
@@ -55,27 +55,32 @@ func (c *Cluster) ScaleDeployment(ctx context.Context, in ScaleDeploymentInput) 
 	return ScaleDeploymentResult{Previous: prev}, err
 }
 
+// setReplicas writes the Deployment's replicas and returns the count it replaced. Another writer (the drain's
+// own earlier write, kubectl scale, a rollout) can change the object between the read and the write; the
+// update is then refused with a conflict, so it is retried on a fresh read rather than failing the step.
 func setReplicas(ctx context.Context, kube kubernetes.Interface, ref DeploymentRef, replicas int32) (int32, error) {
 	deployments := kube.AppsV1().Deployments(ref.Namespace)
-	scale, err := deployments.GetScale(ctx, ref.Name, metav1.GetOptions{})
-	if err != nil {
-		if apierrors.IsNotFound(err) {
-			return 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf("deployment %s/%s not found", ref.Namespace, ref.Name), ErrNotFound, err)
+	var prev int32
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		scale, err := deployments.GetScale(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			if apierrors.IsNotFound(err) {
+				return temporal.NewNonRetryableApplicationError(fmt.Sprintf("deployment %s/%s not found", ref.Namespace, ref.Name), ErrNotFound, err)
+			}
+			return fmt.Errorf("reading the scale of %s/%s: %w", ref.Namespace, ref.Name, err)
 		}
-		return 0, fmt.Errorf("reading the scale of %s/%s: %w", ref.Namespace, ref.Name, err)
-	}
-	prev := scale.Spec.Replicas
-	if prev == replicas {
-		return prev, nil
-	}
-	_, err = deployments.UpdateScale(ctx, ref.Name, &autoscalingv1.Scale{
-		ObjectMeta: metav1.ObjectMeta{Name: ref.Name, Namespace: ref.Namespace, ResourceVersion: scale.ResourceVersion},
-		Spec:       autoscalingv1.ScaleSpec{Replicas: replicas},
-	}, metav1.UpdateOptions{})
-	if err != nil {
-		return prev, fmt.Errorf("scaling %s/%s from %d to %d: %w", ref.Namespace, ref.Name, prev, replicas, err)
-	}
-	return prev, nil
+		prev = scale.Spec.Replicas
+		if prev == replicas {
+			return nil
+		}
+		scale.Spec.Replicas = replicas
+		if _, err := deployments.UpdateScale(ctx, ref.Name, scale, metav1.UpdateOptions{}); err != nil {
+			// Wrapped with %w, a conflict is still a conflict to RetryOnConflict.
+			return fmt.Errorf("scaling %s/%s from %d to %d: %w", ref.Namespace, ref.Name, prev, replicas, err)
+		}
+		return nil
+	})
+	return prev, err
 }
 
 // WaitPodsReady waits until the Deployment has in.Replicas Ready pods and returns them as load balancer

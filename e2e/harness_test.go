@@ -397,15 +397,26 @@ func (e *env) start() client.WorkflowRun {
 	return run
 }
 
+// queryTimeout is the deadline of the tests' queries, as the CLI's default --timeout: a query waits for the
+// workflow task in flight (an observation included), and the SDK's own 10 s default is tight on a busy CI host.
+const queryTimeout = 30 * time.Second
+
+// query runs a query on the model's autoscaler and decodes its result into out.
+func (e *env) query(name string, out any, args ...any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	v, err := e.tc.QueryWorkflow(ctx, e.spec.WorkflowID(), "", name, args...)
+	if err != nil {
+		return err
+	}
+	return v.Get(out)
+}
+
 func (e *env) status() workflows.Status {
 	e.t.Helper()
-	v, err := e.tc.QueryWorkflow(context.Background(), e.spec.WorkflowID(), "", workflows.QueryStatus)
-	if err != nil {
-		e.t.Fatalf("status query: %v", err)
-	}
 	var s workflows.Status
-	if err := v.Get(&s); err != nil {
-		e.t.Fatal(err)
+	if err := e.query(workflows.QueryStatus, &s); err != nil {
+		e.t.Fatalf("status query: %v", err)
 	}
 	return s
 }

@@ -80,13 +80,9 @@ func TestScaleOutThenScaleInOnTheRealStack(t *testing.T) {
 	}
 
 	// The decisions are there to be read, with their reasons.
-	v, err := e.tc.QueryWorkflow(context.Background(), e.spec.WorkflowID(), "", workflows.QueryDecisions, 200)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var decisions []policy.Decision
-	if err := v.Get(&decisions); err != nil {
-		t.Fatal(err)
+	if err := e.query(workflows.QueryDecisions, &decisions, 200); err != nil {
+		t.Fatalf("decisions query: %v", err)
 	}
 	var sawOut, sawIn bool
 	for _, d := range decisions {

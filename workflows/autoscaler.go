@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -25,6 +27,12 @@ const (
 	// backoffBase and backoffMax space out scale-outs after failures: 1m, 2m, 4m ... 15m.
 	backoffBase = time.Minute
 	backoffMax  = 15 * time.Minute
+	// observeBudget bounds one observation, retries included. A workflow task stays open while a local
+	// activity runs and queries (status, the CLI) wait for it, so a slow API (throttled AWS calls backing
+	// off in the SDK's retryer) must cost a skipped tick, not minutes of unanswered queries.
+	observeBudget = 6 * time.Second
+	// observeAttempt bounds one attempt, leaving room for a quick second one within the budget.
+	observeAttempt = 4 * time.Second
 )
 
 // StartOptions are the options to start a model's autoscaler: its fixed ID (one per model), a static summary
@@ -218,14 +226,19 @@ func (a *autoscaler) evaluate(ctx workflow.Context) {
 		o.Pinned, o.PinnedUntil, o.PinReason = nil, time.Time{}, ""
 	}
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout:    20 * time.Second,
-		ScheduleToCloseTimeout: 45 * time.Second,
-		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
+		ScheduleToCloseTimeout: observeBudget,
+		StartToCloseTimeout:    observeAttempt,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: time.Second},
 		Summary:                "observe " + modelName(spec),
 	})
 	var obs policy.Observation
 	if err := workflow.ExecuteLocalActivity(lctx, observer.Observe, a.observeInput(spec)).Get(lctx, &obs); err != nil {
+		// Skip this tick rather than wait: the state says ObservationFailing with the reason, and the next
+		// tick is the retry.
 		a.lastErr = "observing: " + errorText(err)
+		if temporal.IsTimeoutError(err) {
+			a.lastErr = fmt.Sprintf("observing: timed out after %s (%s)", observeBudget, errorText(err))
+		}
 		a.publish(ctx)
 		return
 	}
@@ -449,20 +462,42 @@ func (a *autoscaler) childDone(ctx workflow.Context, f workflow.Future) {
 	}
 }
 
-// errorText is the innermost application error's type and message: what actually went wrong.
+// errorText is what went wrong in the failing code's own words, never the SDK's wrapper text ("activity
+// error (type: ..., scheduledEventID: ...)"): the outermost application error (a saga's own summary, or the
+// activity's error) with its type, the timeout that fired with the last attempt's error if any, or the
+// activity's plain Go error.
 func errorText(err error) string {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		if appErr.Type() != "" {
-			return appErr.Type() + ": " + appErr.Message()
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		switch e := e.(type) {
+		case *temporal.ActivityError, *temporal.ChildWorkflowExecutionError:
+			// The SDK's wrappers: what went wrong is their cause.
+		case *temporal.ApplicationError:
+			return applicationErrorText(e)
+		case *temporal.TimeoutError:
+			text := e.TimeoutType().String() + " timeout"
+			var last *temporal.ApplicationError
+			if errors.As(e.Unwrap(), &last) {
+				text += ", last attempt: " + applicationErrorText(last)
+			}
+			return text
+		case *temporal.CanceledError:
+			return "cancelled"
+		default:
+			return e.Error()
 		}
-		return appErr.Message()
-	}
-	var timeout *temporal.TimeoutError
-	if errors.As(err, &timeout) {
-		return "timeout (" + timeout.TimeoutType().String() + "): " + err.Error()
 	}
 	return err.Error()
+}
+
+// applicationErrorText is an application error's message, after its type when the type is one of ours
+// (NodesNotReady, Throttled ...). A plain Go error crosses the SDK as an application error typed with its Go
+// type's name (errorString, wrapError, StatusError), which says nothing to an operator: left out.
+func applicationErrorText(e *temporal.ApplicationError) string {
+	t := e.Type()
+	if t == "" || unicode.IsLower(rune(t[0])) || strings.HasSuffix(t, "Error") {
+		return e.Message()
+	}
+	return t + ": " + e.Message()
 }
 
 // stop ends the loop when the workflow is cancelled (llmscaler model stop): a scale-in under way is
@@ -504,7 +539,7 @@ func (a *autoscaler) state(now time.Time) string {
 	case a.c.Overrides.Paused:
 		return StatePaused
 	case a.lastErr != "":
-		return StateBlind
+		return StateObservationFailing
 	case a.c.OutBackoff.Active(now) || a.c.InBackoff.Active(now):
 		return StateBackoff
 	}

@@ -3,6 +3,8 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,5 +89,54 @@ func TestAutoscalerContinuesAsNewCarryingItsState(t *testing.T) {
 	}
 	if next.Spec.WorkflowID() != "autoscaler/models/llm" {
 		t.Fatalf("carried spec for %s", next.Spec.WorkflowID())
+	}
+}
+
+// A tick whose observation fails is skipped: the status says ObservationFailing with the activity's own
+// words (not the SDK's "activity error (type: ...)" wrapper), and a later tick recovers on its own.
+func TestAutoscalerSkipsAFailedObservationAndRecovers(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(workflows.Autoscaler, workflow.RegisterOptions{Name: workflows.AutoscalerWorkflowName})
+	env.RegisterActivity(&activities.Observer{})
+	failUntil := env.Now().Add(40 * time.Second) // the ticks at 15 s and 30 s fail, every attempt
+	var o *activities.Observer
+	env.OnActivity(o.Observe, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, _ activities.ObserveInput) (policy.Observation, error) {
+			if env.Now().Before(failUntil) {
+				return policy.Observation{}, fmt.Errorf("listing pods of models/llm: %w", errors.New("connection refused"))
+			}
+			return steady(env.Now()), nil
+		})
+
+	status := func() workflows.Status {
+		t.Helper()
+		v, err := env.QueryWorkflow(workflows.QueryStatus)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st workflows.Status
+		if err := v.Get(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	var failing, recovered workflows.Status
+	env.RegisterDelayedCallback(func() { failing = status() }, 35*time.Second)
+	env.RegisterDelayedCallback(func() { recovered = status() }, 70*time.Second)
+	env.RegisterDelayedCallback(env.CancelWorkflow, 75*time.Second)
+
+	env.ExecuteWorkflow(workflows.AutoscalerWorkflowName, workflows.AutoscalerInput{Spec: testSpec()})
+	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "canceled") {
+		t.Fatalf("workflow ended with %v, want cancelled", err)
+	}
+	if want := "observing: listing pods of models/llm: connection refused"; failing.State != workflows.StateObservationFailing || failing.LastError != want {
+		t.Fatalf("while observing fails: state %q, last error %q; want %q, %q", failing.State, failing.LastError, workflows.StateObservationFailing, want)
+	}
+	if failing.LastDecision != nil {
+		t.Fatalf("a failed tick decided: %+v", failing.LastDecision)
+	}
+	if recovered.State != workflows.StateIdle || recovered.LastError != "" || recovered.LastDecision == nil {
+		t.Fatalf("after observing works again: state %q, last error %q, last decision %v", recovered.State, recovered.LastError, recovered.LastDecision)
 	}
 }

@@ -183,7 +183,9 @@ const (
 	StateScalingIn  = "ScalingIn"
 	StatePaused     = "Paused"
 	StateBackoff    = "BackingOff"
-	StateBlind      = "ObservationFailing"
+	// StateObservationFailing: the last observation failed or ran past its budget, so that tick was skipped;
+	// the status's lastError says why, and the next tick retries.
+	StateObservationFailing = "ObservationFailing"
 )
 
 // ModelRef is what the sagas need to know about a model.
