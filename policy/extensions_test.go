@@ -388,3 +388,13 @@ func TestDemandNeitherExtrapolatesABurstNorDropsCapacityBetweenRecurringBursts(t
 		t.Fatalf("long after the last burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
 }
+
+func TestMeasuredLeadTimeIsTheMedianOfRecentScaleOuts(t *testing.T) {
+	if d := MeasuredLeadTime(nil); d != 0 {
+		t.Fatalf("no scale-out: %s", d)
+	}
+	got := MeasuredLeadTime([]time.Duration{200 * time.Second, 20 * time.Minute, 220 * time.Second})
+	if got != Duration(220*time.Second) {
+		t.Fatalf("median %s, want 3m40s: one slow launch must not set it", got)
+	}
+}

@@ -3,7 +3,6 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -255,20 +254,21 @@ func (a *autoscaler) evaluate(ctx workflow.Context) {
 	a.publish(ctx)
 }
 
-// leadTime is the median duration of the last successful scale-outs (decision to serving), which Demand
-// metrics size the backlog with; zero when none succeeded yet.
+// leadTime is the lead time measured from the last successful scale-outs, each from the last capacity it
+// ordered (its start, or its target's last raise) to its replicas serving: Demand metrics size the backlog
+// and project the trend with it. Zero when none succeeded yet.
 func (a *autoscaler) leadTime() policy.Duration {
 	var ds []time.Duration
 	for i := len(a.c.Actions) - 1; i >= 0 && len(ds) < 5; i-- {
 		if r := a.c.Actions[i]; r.Kind == policy.ScaleOut && r.Result == "succeeded" && !r.Finished.IsZero() {
-			ds = append(ds, r.Finished.Sub(r.Started))
+			from := r.Started
+			if r.Raised.After(from) {
+				from = r.Raised
+			}
+			ds = append(ds, r.Finished.Sub(from))
 		}
 	}
-	if len(ds) == 0 {
-		return 0
-	}
-	slices.Sort(ds)
-	return policy.Duration(ds[len(ds)/2])
+	return policy.MeasuredLeadTime(ds)
 }
 
 func (a *autoscaler) policyOverrides() policy.Overrides {
@@ -295,7 +295,7 @@ func (a *autoscaler) act(ctx workflow.Context, spec config.ModelSpec, d *policy.
 				a.c.Policy.RecordScale(ch.target, r.Replicas, now)
 				ch.target, ch.targetNodes = r.Replicas, r.Nodes
 				if rec := a.action(ch.id); rec != nil {
-					rec.ToReplicas, rec.ToNodes = r.Replicas, r.Nodes
+					rec.ToReplicas, rec.ToNodes, rec.Raised = r.Replicas, r.Nodes, now
 				}
 				d.Summary += fmt.Sprintf("; raised the scale-out under way to %d replicas, %d nodes", r.Replicas, r.Nodes)
 			}

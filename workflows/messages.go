@@ -146,7 +146,9 @@ type ActionRecord struct {
 	ToNodes      int32             `json:"toNodes"`
 	Reason       string            `json:"reason"`
 	Started      time.Time         `json:"started"`
-	Finished     time.Time         `json:"finished,omitzero"`
+	// Raised is when a running scale-out's target was last raised (zero: never).
+	Raised   time.Time `json:"raised,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
 	// Result is running, succeeded, failed or cancelled.
 	Result string `json:"result"`
 	Error  string `json:"error,omitempty"`
