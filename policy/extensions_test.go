@@ -398,3 +398,31 @@ func TestMeasuredLeadTimeIsTheMedianOfRecentScaleOuts(t *testing.T) {
 		t.Fatalf("median %s, want 3m40s: one slow launch must not set it", got)
 	}
 }
+
+func TestNextStepRunsOneActionAtATime(t *testing.T) {
+	out := &Action{Kind: ScaleOut, TargetReplicas: 5, TargetNodes: 5}
+	in := &Action{Kind: ScaleIn, TargetReplicas: 3, TargetNodes: 3}
+	dec := func(action ActionKind, replicas, nodes int32) Decision {
+		return Decision{Action: action, DesiredReplicas: replicas, Nodes: NodePlan{Target: nodes, Requested: 4}}
+	}
+	for _, c := range []struct {
+		name    string
+		running *Action
+		d       Decision
+		want    Step
+	}{
+		{"idle, no change", nil, dec(NoAction, 4, 4), Step{}},
+		{"idle, scale out", nil, dec(ScaleOut, 6, 6), Step{Kind: StepStart, Replicas: 6, Nodes: 6}},
+		{"idle, scale in", nil, dec(ScaleIn, 2, 2), Step{Kind: StepStart, Replicas: 2, Nodes: 2}},
+		{"idle, replicas up but the group already larger", nil, dec(ScaleOut, 5, 3), Step{Kind: StepStart, Replicas: 5, Nodes: 4}},
+		{"scale-out under way, more wanted", out, dec(ScaleOut, 7, 7), Step{Kind: StepRaise, Replicas: 7, Nodes: 7}},
+		{"scale-out under way, fewer wanted: it finishes", out, dec(ScaleIn, 3, 3), Step{}},
+		{"scale-out under way, nodes only", out, dec(ScaleOut, 5, 6), Step{Kind: StepRaise, Replicas: 5, Nodes: 6}},
+		{"scale-in under way, load returns", in, dec(ScaleOut, 4, 4), Step{Kind: StepCancel}},
+		{"scale-in under way, still falling", in, dec(ScaleIn, 2, 2), Step{}},
+	} {
+		if got := NextStep(c.running, c.d); got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}

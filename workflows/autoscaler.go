@@ -288,9 +288,9 @@ func (a *autoscaler) inProgress() *policy.Action {
 func (a *autoscaler) act(ctx workflow.Context, spec config.ModelSpec, d *policy.Decision) {
 	now := workflow.Now(ctx)
 	if ch := a.child; ch != nil {
-		switch {
-		case ch.kind == policy.ScaleOut && (d.DesiredReplicas > ch.target || d.Nodes.Target > ch.targetNodes):
-			r := Retarget{Replicas: max(d.DesiredReplicas, ch.target), Nodes: max(d.Nodes.Target, ch.targetNodes)}
+		switch step := policy.NextStep(a.inProgress(), *d); {
+		case step.Kind == policy.StepRaise:
+			r := Retarget{Replicas: step.Replicas, Nodes: step.Nodes}
 			if err := ch.future.SignalChildWorkflow(ctx, SignalRetarget, r).Get(ctx, nil); err == nil {
 				a.c.Policy.RecordScale(ch.target, r.Replicas, now)
 				ch.target, ch.targetNodes = r.Replicas, r.Nodes
@@ -299,7 +299,7 @@ func (a *autoscaler) act(ctx workflow.Context, spec config.ModelSpec, d *policy.
 				}
 				d.Summary += fmt.Sprintf("; raised the scale-out under way to %d replicas, %d nodes", r.Replicas, r.Nodes)
 			}
-		case ch.kind == policy.ScaleIn && !ch.manual && ch.cancelReason == "" && d.DesiredReplicas > ch.target:
+		case step.Kind == policy.StepCancel && !ch.manual && ch.cancelReason == "":
 			ch.cancelReason = "load returned: " + d.Summary
 			ch.cancel()
 			d.Summary += "; cancelling the scale-in under way and restoring its node"
@@ -334,7 +334,7 @@ func (a *autoscaler) startScaleOut(ctx workflow.Context, spec config.ModelSpec, 
 	s := spec.Spec
 	in := ScaleOutInput{
 		Model: modelRef(spec), FromReplicas: d.CurrentReplicas, TargetReplicas: d.DesiredReplicas,
-		FromNodes: d.Nodes.Requested, TargetNodes: max(d.Nodes.Target, d.Nodes.Requested), Reason: d.Summary,
+		FromNodes: d.Nodes.Requested, TargetNodes: policy.NextStep(nil, d).Nodes, Reason: d.Summary,
 		NodeReady: s.Timeouts.NodeReady, PodsReady: s.Timeouts.PodsReady, EndpointsReady: s.Timeouts.EndpointsReady,
 	}
 	summary := fmt.Sprintf("scale out %s: %d -> %d replicas, %d -> %d nodes", modelName(spec), in.FromReplicas, in.TargetReplicas, in.FromNodes, in.TargetNodes)

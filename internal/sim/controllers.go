@@ -101,26 +101,27 @@ func (a *autoscaler) scheduleEvaluation(s *sim, t time.Time) {
 
 // actLikeTheWorkflow carries out a decision as workflows.Autoscaler's act does.
 func (a *autoscaler) actLikeTheWorkflow(s *sim, d policy.Decision) {
-	if ac := a.action; ac != nil {
-		switch {
-		case ac.kind == policy.ScaleOut && (d.DesiredReplicas > ac.target || d.Nodes.Target > ac.targetNodes):
-			target, nodes := max(d.DesiredReplicas, ac.target), max(d.Nodes.Target, ac.targetNodes)
-			a.st.RecordScale(ac.target, target, s.now)
-			ac.target, ac.targetNodes, ac.raised = target, nodes, s.now
-			s.setGroupSize(int(nodes))
-			s.setReplicas(target, s.a.DrainGrace.D())
-		case ac.kind == policy.ScaleIn && d.DesiredReplicas > ac.target:
-			a.cancelScaleIn(s)
-		}
+	step := policy.NextStep(a.inProgress(), d)
+	switch step.Kind {
+	case policy.StepRaise:
+		ac := a.action
+		a.st.RecordScale(ac.target, step.Replicas, s.now)
+		ac.target, ac.targetNodes, ac.raised = step.Replicas, step.Nodes, s.now
+		s.setGroupSize(int(step.Nodes))
+		s.setReplicas(step.Replicas, s.a.DrainGrace.D())
+		return
+	case policy.StepCancel:
+		a.cancelScaleIn(s)
+		return
+	case policy.StepNone:
 		return
 	}
 	switch d.Action {
 	case policy.ScaleOut:
-		nodes := max(d.Nodes.Target, d.Nodes.Requested)
-		a.action = &action{kind: policy.ScaleOut, target: d.DesiredReplicas, targetNodes: nodes, started: s.now, raised: s.now}
+		a.action = &action{kind: policy.ScaleOut, target: step.Replicas, targetNodes: step.Nodes, started: s.now, raised: s.now}
 		a.scaleOuts++
-		s.setGroupSize(int(nodes))
-		s.setReplicas(d.DesiredReplicas, s.a.DrainGrace.D())
+		s.setGroupSize(int(step.Nodes))
+		s.setReplicas(step.Replicas, s.a.DrainGrace.D())
 	case policy.ScaleIn:
 		ac := &action{kind: policy.ScaleIn, target: d.DesiredReplicas, targetNodes: d.Nodes.Target, started: s.now}
 		byName := map[string]*node{}
