@@ -127,9 +127,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := writeDownScript(s, bins); err != nil {
 		return nil, err
 	}
-	// One stack starts at a time on this machine: free ports are chosen, then bound, and two starts at once
-	// could pick the same ones.
-	unlock, err := lockFile(filepath.Join(root, ".dev", ".start.lock"))
+	// One stack starts at a time on this machine, whichever checkout it comes from: free ports are chosen
+	// (by us and by kwokctl), then bound, and two starts at once could pick the same ones.
+	unlock, err := lockFile(filepath.Join(os.TempDir(), "llmscaler-testbed-start.lock"))
 	if err != nil {
 		return nil, err
 	}
