@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin
 GOTEST_FLAGS ?= -count=1 -timeout 25m
 
-.PHONY: all tools build test vet demo config-reference dev-up dev-down dev-status clean replay-histories bench
+.PHONY: all tools build test vet demo config-reference dev-up dev-down dev-status clean replay-histories bench bench-scale
 
 all: build
 
@@ -59,3 +59,8 @@ bench: tools
 	$(GO) test -run XXX -bench . -benchtime 2s ./policy/
 	$(GO) test -run XXX -bench . -benchtime 3x ./internal/sim/
 	$(GO) test -run XXX -bench NoOpTick ./e2e/
+
+## bench-scale: 100, 500 and 1,000 model workflows on one worker against the dev server (about 10 min; the
+## counts: LLMSCALER_SCALE_MODELS=100,500; workflow task pollers: LLMSCALER_SCALE_POLLERS=8)
+bench-scale: tools
+	LLMSCALER_SCALE_BENCH=1 $(GO) test -count=1 -timeout 60m -run 'TestOrchestratorScale$$' -v ./e2e/
