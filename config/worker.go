@@ -45,7 +45,14 @@ type TemporalConfig struct {
 	APIKey string `json:"apiKey,omitempty"`
 	// TLS to Temporal (mutual TLS with a client certificate, or server-only).
 	TLS TLSConfig `json:"tls,omitempty"`
+	// WorkflowTaskPollers is how many workflow tasks the worker asks for at once (default 8, 2-64). With
+	// hundreds of models the SDK's default of two leaves ticks waiting for a poller: at 1,000 models the
+	// tick lateness p99 was 0.3-12.6 s with two, 175 ms with eight (`make bench-scale`).
+	WorkflowTaskPollers int `json:"workflowTaskPollers,omitempty"`
 }
+
+// DefaultWorkflowTaskPollers is the worker's default number of workflow task pollers.
+const DefaultWorkflowTaskPollers = 8
 
 // TLSConfig is mutual TLS to Temporal.
 type TLSConfig struct {
@@ -231,6 +238,9 @@ func (c WorkerConfig) WithDefaults() WorkerConfig {
 	if out.Temporal.TaskQueue == "" {
 		out.Temporal.TaskQueue = DefaultTaskQueue
 	}
+	if out.Temporal.WorkflowTaskPollers == 0 {
+		out.Temporal.WorkflowTaskPollers = DefaultWorkflowTaskPollers
+	}
 	if out.Kubernetes.QPS == 0 {
 		out.Kubernetes.QPS = 50
 	}
@@ -269,6 +279,9 @@ func (c WorkerConfig) Validate() error {
 	var p problems
 	if _, _, err := net.SplitHostPort(c.Temporal.Address); err != nil {
 		p.add("temporal.address", "must be host:port (got %q)", c.Temporal.Address)
+	}
+	if n := c.Temporal.WorkflowTaskPollers; n != 0 && (n < 2 || n > 64) {
+		p.add("temporal.workflowTaskPollers", "must be between 2 and 64 (got %d)", n)
 	}
 	tls := c.Temporal.TLS
 	if (tls.CertFile == "") != (tls.KeyFile == "") {

@@ -49,7 +49,8 @@ func TestWorkerConfigDefaultsWithoutAFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Temporal.Address != DefaultTemporalAddress || c.Temporal.TaskQueue != DefaultTaskQueue || c.Metrics.ListenAddress != DefaultMetricsAddress {
+	if c.Temporal.Address != DefaultTemporalAddress || c.Temporal.TaskQueue != DefaultTaskQueue || c.Metrics.ListenAddress != DefaultMetricsAddress ||
+		c.Temporal.WorkflowTaskPollers != DefaultWorkflowTaskPollers {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -70,7 +71,7 @@ metrics: {listenAddres: ":1"}
 		t.Fatalf("unknown field not reported first: %v", err)
 	}
 	_ = os.WriteFile(file, []byte(`
-temporal: {address: "no-port", tls: {certFile: /nonexistent/cert.pem}}
+temporal: {address: "no-port", tls: {certFile: /nonexistent/cert.pem}, workflowTaskPollers: 1}
 prometheus: {url: "prom:9090"}
 kwok: {groups: [{name: a, instanceType: g5.xlarge, min: 3, max: 1}, {name: a}]}
 `), 0o644)
@@ -78,6 +79,7 @@ kwok: {groups: [{name: a, instanceType: g5.xlarge, min: 3, max: 1}, {name: a}]}
 	for _, want := range []string{
 		`temporal.address: must be host:port (got "no-port")`,
 		"temporal.tls: certFile and keyFile go together",
+		"temporal.workflowTaskPollers: must be between 2 and 64 (got 1)",
 		"temporal.tls.certFile: cannot read /nonexistent/cert.pem",
 		`prometheus.url: must be an http(s) URL (got "prom:9090")`,
 		"kwok.groups[0]: needs 0 <= min <= max (got min 3, max 1)",

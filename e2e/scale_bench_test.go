@@ -49,8 +49,9 @@ import (
 // default 15s), LLMSCALER_SCALE_WINDOW (measurement window per model count, default 2m),
 // LLMSCALER_SCALE_START (spread: starts spread over one interval, so the ticks have random phases as models
 // started at different times do; burst: all at once, every tick of every model in the same second),
-// LLMSCALER_SCALE_POLLERS (the worker's workflow task pollers: empty for the SDK's default, 2, as the real
-// worker runs; a number; or auto for the SDK's autoscaling pollers), LLMSCALER_SCALE_PODS (ready pods, each
+// LLMSCALER_SCALE_POLLERS (the worker's workflow task pollers: empty for the real worker's default,
+// config.DefaultWorkflowTaskPollers; a number, 2 for the SDK's own default; or auto for the SDK's
+// autoscaling pollers), LLMSCALER_SCALE_PODS (ready pods, each
 // on its own node, in every observation: default 2; the observation is the bulk of a tick's history bytes).
 
 // observeActivityName is the name the SDK gives (*activities.Observer).Observe, which the workflow runs as a
@@ -433,11 +434,11 @@ func runScale(t *testing.T, cfg scaleConfig) scaleResult {
 	return res
 }
 
-// workerOptions are the real worker's options (the SDK's defaults) unless pollers says otherwise.
+// workerOptions are the real worker's options unless pollers says otherwise.
 func workerOptions(t testing.TB, pollers string) sdkworker.Options {
 	switch pollers {
 	case "":
-		return sdkworker.Options{}
+		return sdkworker.Options{MaxConcurrentWorkflowTaskPollers: config.DefaultWorkflowTaskPollers}
 	case "auto":
 		return sdkworker.Options{WorkflowTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{})}
 	}

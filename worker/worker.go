@@ -184,7 +184,8 @@ func Run(ctx context.Context, cfg config.WorkerConfig, log *slog.Logger) error {
 		return err
 	}
 	w := sdkworker.New(tc, cfg.Temporal.TaskQueue, sdkworker.Options{
-		WorkerStopTimeout: cfg.ShutdownGrace.D(),
+		WorkerStopTimeout:                cfg.ShutdownGrace.D(),
+		MaxConcurrentWorkflowTaskPollers: cfg.Temporal.WorkflowTaskPollers,
 	})
 	Register(w, deps)
 
