@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -90,13 +92,37 @@ func groupAlive(pgid int) bool {
 
 // freePort asks the kernel for a free TCP port on loopback.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 500 {
+		p := minStackPort + rand.IntN(maxStackPort-minStackPort)
+		if handedOut.ports[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		handedOut.ports[p] = true
+		return p, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no free port between %d and %d", minStackPort, maxStackPort)
 }
+
+// Stack ports come from below Linux's ephemeral range (32768-60999): a port from that range that is free
+// when checked can become the source port of any outgoing connection before the component binds it (seen:
+// etcd's peer port and the controller-manager's, with a second stack busy beside them).
+const (
+	minStackPort = 20000
+	maxStackPort = 32000
+)
+
+// handedOut remembers the ports this process chose, so that two choices never coincide.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 // portOrFree returns p when it is set, else a free port.
 func portOrFree(p int) (int, error) {
