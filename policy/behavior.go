@@ -50,7 +50,7 @@ func (s *State) arrivalTrend(arrivals float64, now time.Time, lead time.Duration
 	if n := len(s.BurstStarts); n > 0 && now.Sub(s.BurstStarts[n-1]) < 2*lead {
 		return 0 // a burst is a step, not a ramp: its backlog is sized over the lead time instead
 	}
-	lower, _ := slopeLowerBound(s.Arrivals)
+	lower := slopeLowerBound(s.Arrivals)
 	if lower <= 0 {
 		return 0
 	}
@@ -58,10 +58,10 @@ func (s *State) arrivalTrend(arrivals float64, now time.Time, lead time.Duration
 }
 
 // slopeLowerBound is the lower end of the 95% confidence interval of the least-squares slope (per second)
-// of the readings, and the slope itself; both -Inf when they are too few to tell.
-func slopeLowerBound(vs []TimedValue) (lower, slope float64) {
+// of the readings; -Inf when they are too few to tell.
+func slopeLowerBound(vs []TimedValue) float64 {
 	if len(vs) < minTrendPoints {
-		return math.Inf(-1), math.Inf(-1)
+		return math.Inf(-1)
 	}
 	n := float64(len(vs))
 	t0 := vs[0].Time
@@ -78,15 +78,15 @@ func slopeLowerBound(vs []TimedValue) (lower, slope float64) {
 		sxy += dx * (v.Value - my)
 	}
 	if sxx == 0 {
-		return math.Inf(-1), math.Inf(-1)
+		return math.Inf(-1)
 	}
-	slope = sxy / sxx
+	slope := sxy / sxx
 	var sse float64
 	for _, v := range vs {
 		e := v.Value - (my + slope*(v.Time.Sub(t0).Seconds()-mx))
 		sse += e * e
 	}
-	return slope - 2*math.Sqrt(sse/(n-2)/sxx), slope
+	return slope - 2*math.Sqrt(sse/(n-2)/sxx)
 }
 
 // Burst detection for Demand metrics: a burst starts when the demand's proposal reaches burstRatio times the

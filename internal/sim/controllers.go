@@ -18,7 +18,7 @@ func (s *sim) provision(n int) {
 			host.launched, host.ready, host.gpus, host.warm = s.now, s.now, s.now, true
 		}
 		s.names++
-		p := &pod{name: podName(s.names), node: host, created: s.now, scheduled: s.now, ready: s.now}
+		p := &pod{name: podName(s.names), node: host, scheduled: s.now, ready: s.now}
 		p.srv = newServer(s)
 		s.pods = append(s.pods, p)
 	}
@@ -46,8 +46,6 @@ type autoscaler struct {
 	actions   int
 	// lastScaleUp delays the Cluster Autoscaler's scale-down (scale-down-delay-after-add).
 	lastScaleUp time.Time
-	// Decisions keeps the last decisions, for tests and debugging.
-	decisions []policy.Decision
 }
 
 type action struct {
@@ -80,10 +78,6 @@ func (a *autoscaler) evaluate(s *sim) {
 	} else {
 		a.actLikeTheHPA(s, d)
 		a.clusterAutoscaler(s)
-	}
-	a.decisions = append(a.decisions, d)
-	if len(a.decisions) > 50 {
-		a.decisions = a.decisions[1:]
 	}
 	a.scheduleEvaluation(s, s.now.Add(s.a.EvaluationInterval.D()))
 }

@@ -154,12 +154,10 @@ func (n *node) serving(now time.Time) bool { return !n.gone && !n.cordoned && !n
 type pod struct {
 	name      string
 	node      *node
-	created   time.Time
 	scheduled time.Time
 	ready     time.Time // zero until scheduled; then when the readiness probe passes
 	srv       *serving.Server
 	deleting  bool
-	deleted   time.Time
 	deadline  time.Time // a deleting pod still holding requests then loses them
 	// nextAt is when the pod's server next finishes a request (zero: it runs none).
 	nextAt time.Time
@@ -190,9 +188,6 @@ func (p *pod) refresh() {
 		}
 	}
 }
-
-// live is a pod that exists: not yet gone (deleting pods included).
-func (p *pod) live() bool { return !p.gone }
 
 type event struct {
 	at  time.Time
@@ -404,7 +399,7 @@ func (s *sim) launchNode() *node {
 	n.ready = s.now.Add(s.a.NodeReady.D())
 	n.gpus = n.ready.Add(s.a.GPUAllocatable.D())
 	s.nodes = append(s.nodes, n)
-	s.at(n.gpus, func() {})
+	s.at(n.gpus, func() {}) // no work of its own: the scheduler runs after every event, and binds pods to it then
 	return n
 }
 
@@ -457,7 +452,7 @@ func (s *sim) setReplicas(n int32, grace time.Duration) {
 	active := s.activePods()
 	for i := int32(len(active)); i < n; i++ {
 		s.names++
-		s.pods = append(s.pods, &pod{name: podName(s.names), created: s.now})
+		s.pods = append(s.pods, &pod{name: podName(s.names)})
 	}
 	if surplus := len(active) - int(n); surplus > 0 {
 		slices.SortStableFunc(active, func(a, b *pod) int {
@@ -486,7 +481,7 @@ func (s *sim) deletePod(p *pod, grace time.Duration) {
 	if p.deleting || p.gone {
 		return
 	}
-	p.deleting, p.deleted, p.deadline = true, s.now, s.now.Add(grace)
+	p.deleting, p.deadline = true, s.now.Add(grace)
 	s.balancedStale = true
 	if p.srv == nil || p.srv.InFlight() == 0 {
 		s.podGone(p)
