@@ -32,6 +32,7 @@ func newSimCommand() *cobra.Command {
 		{"baseline-grace", &a.BaselineGrace, "termination grace of the pods the HPA removes in the hpa+ca baseline"},
 		{"unneeded-time", &a.ScaleDownUnneeded, "the Cluster Autoscaler's scale-down unneeded time in the baseline"},
 		{"interval", &a.EvaluationInterval, "evaluation interval of the autoscalers (default: the spec's)"},
+		{"warmup", &a.Warmup, "start of the trace left out of every measure (default: twice the lead time the delays add up to)"},
 		{"slo", &a.SLO, "queueing delay (arrival to start of prefill) a request should not exceed (default: the spec's Demand SLO, else 1s)"},
 	}
 	cmd := &cobra.Command{
@@ -85,6 +86,9 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 			}
 			if g := spec.Spec.NodeGroup.GPUsPerNode; g > 0 {
 				a.GPUsPerNode = g
+			}
+			if !cmd.Flags().Changed("warmup") {
+				a.Warmup = a.DefaultWarmup()
 			}
 			a.GPUsPerPod = max(ours.GPUsPerPod, 1)
 			a.MaxNodes = max(ours.MaxReplicas*a.GPUsPerPod/a.GPUsPerNode, 1)

@@ -26,7 +26,8 @@ func TestSimPrintsTheComparisonAsJSONAndPlots(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v:\n%s", err, out)
 	}
-	if rep.Assumptions["image_pull"] != "5m0s" || rep.Assumptions["drain_grace"] != "2m0s" || rep.Assumptions["rate_scale"] != 2.0 || rep.Oracle <= 0 {
+	// The warm-up follows the delays: twice 90 s + 60 s + 5 m + 40 s.
+	if rep.Assumptions["image_pull"] != "5m0s" || rep.Assumptions["warmup"] != "16m20s" || rep.Assumptions["drain_grace"] != "2m0s" || rep.Assumptions["rate_scale"] != 2.0 || rep.Oracle <= 0 {
 		t.Fatalf("assumptions %v, oracle %v", rep.Assumptions, rep.Oracle)
 	}
 	names := []string{}

@@ -67,7 +67,7 @@ type Assumptions struct {
 // image the region's registry mirror holds, 40 s to load an 8B model (220 s from decision to serving),
 // LoRAX's 16-sequence batch, a 1 s queueing SLO for 99% of requests.
 func DefaultAssumptions() Assumptions {
-	return Assumptions{
+	a := Assumptions{
 		NodeReady:          policy.Duration(90 * time.Second),
 		GPUAllocatable:     policy.Duration(60 * time.Second),
 		ImagePull:          policy.Duration(30 * time.Second),
@@ -84,10 +84,14 @@ func DefaultAssumptions() Assumptions {
 		GPUsPerPod:         1,
 		MaxNodes:           256,
 		Serving:            serving.Config{}.Defaults(),
-		Warmup:             policy.Duration(2 * 220 * time.Second),
 		Routing:            "least-request (fewest in-flight requests; a gateway queue when no replica is ready)",
 	}
+	a.Warmup = a.DefaultWarmup()
+	return a
 }
+
+// DefaultWarmup is twice the lead time: an autoscaler has settled from its starting size by then.
+func (a Assumptions) DefaultWarmup() policy.Duration { return policy.Duration(2 * a.LeadTime()) }
 
 // LeadTime is the time from ordering a node to its replica serving, on a node that never ran the model.
 func (a Assumptions) LeadTime() time.Duration {
@@ -336,6 +340,8 @@ func (s *sim) advance(t time.Time) {
 }
 
 func (s *sim) record(d serving.Done) {
+	// The service-time reading sees every completion; only the measures leave out the warm-up.
+	s.finished = append(s.finished, completion{at: d.Finish, service: d.Finish.Sub(d.Start).Seconds()})
 	q := d.Start.Sub(d.Arrival)
 	if q > s.a.SLO.D() {
 		s.late++
@@ -345,7 +351,6 @@ func (s *sim) record(d serving.Done) {
 	}
 	s.queueDelays = append(s.queueDelays, q.Seconds())
 	s.ttfts = append(s.ttfts, d.FirstToken.Sub(d.Arrival).Seconds())
-	s.finished = append(s.finished, completion{at: d.Finish, service: d.Finish.Sub(d.Start).Seconds()})
 }
 
 // counted says whether a request arriving at t is measured (it arrives after the warm-up).
