@@ -63,4 +63,4 @@ bench: tools
 ## bench-scale: 100, 500 and 1,000 model workflows on one worker against the dev server (about 10 min; the
 ## counts: LLMSCALER_SCALE_MODELS=100,500; the SDK's two workflow task pollers: LLMSCALER_SCALE_POLLERS=2)
 bench-scale: tools
-	LLMSCALER_SCALE_BENCH=1 $(GO) test -count=1 -timeout 60m -run 'TestOrchestratorScale$$' -v ./e2e/
+	$(GO) test -count=1 -timeout 60m -run XXX -bench 'OrchestratorScale$$' -benchtime 1x ./e2e/

@@ -403,9 +403,14 @@ const queryTimeout = 30 * time.Second
 
 // query runs a query on the model's autoscaler and decodes its result into out.
 func (e *env) query(name string, out any, args ...any) error {
+	return queryWorkflow(e.tc, e.spec.WorkflowID(), name, out, args...)
+}
+
+// queryWorkflow runs a query on a workflow, within queryTimeout, and decodes its result into out.
+func queryWorkflow(tc client.Client, id, name string, out any, args ...any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
 	defer cancel()
-	v, err := e.tc.QueryWorkflow(ctx, e.spec.WorkflowID(), "", name, args...)
+	v, err := tc.QueryWorkflow(ctx, id, "", name, args...)
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ import (
 // alone: worker CPU per evaluation, the lateness of the ticks, the history each tick adds and, from it, how
 // often a model's workflow continues-as-new.
 //
-//	LLMSCALER_SCALE_BENCH=1 go test -count=1 -timeout 60m -run 'TestOrchestratorScale$' -v ./e2e/
+//	go test -count=1 -timeout 60m -run XXX -bench 'OrchestratorScale$' -benchtime 1x ./e2e/
 //
 // Knobs: LLMSCALER_SCALE_MODELS (default 100,500,1000), LLMSCALER_SCALE_INTERVAL (evaluation interval,
 // default 15s), LLMSCALER_SCALE_WINDOW (measurement window per model count, default 2m),
@@ -245,7 +245,7 @@ func (l *countingLogger) note(level, msg string, kv []any) {
 }
 
 // runScale runs one model count and measures it.
-func runScale(t *testing.T, cfg scaleConfig) scaleResult {
+func runScale(t testing.TB, cfg scaleConfig) scaleResult {
 	stack := testbed.Shared(t)
 	tc := testbed.TemporalClient(t)
 	if cfg.pods == 0 {
@@ -547,13 +547,9 @@ func describeAll(t testing.TB, tc client.Client, ids []string) map[string]histor
 }
 
 func queryStatus(t testing.TB, tc client.Client, id string) workflows.Status {
-	v, err := tc.QueryWorkflow(context.Background(), id, "", workflows.QueryStatus)
-	if err != nil {
-		t.Fatalf("status of %s: %v", id, err)
-	}
 	var s workflows.Status
-	if err := v.Get(&s); err != nil {
-		t.Fatal(err)
+	if err := queryWorkflow(tc, id, workflows.QueryStatus, &s); err != nil {
+		t.Fatalf("status of %s: %v", id, err)
 	}
 	return s
 }
@@ -791,7 +787,7 @@ func scaleTable(rs []scaleResult) string {
 	tw.Flush()
 	if len(rs) > 0 {
 		r := rs[0]
-		pollers := "the SDK's default workflow task pollers (2), as the real worker"
+		pollers := fmt.Sprintf("the real worker's %d workflow task pollers", config.DefaultWorkflowTaskPollers)
 		if r.cfg.pollers == "auto" {
 			pollers = "autoscaling workflow task pollers"
 		} else if r.cfg.pollers != "" {
@@ -815,25 +811,22 @@ func envOr(name, def string) string {
 	return def
 }
 
-// TestOrchestratorScale is the scale benchmark; it runs only with LLMSCALER_SCALE_BENCH=1 (see the top of
-// this file). It asserts nothing about timing: it measures and prints.
-func TestOrchestratorScale(t *testing.T) {
-	if os.Getenv("LLMSCALER_SCALE_BENCH") != "1" {
-		t.Skip("the orchestrator scale benchmark runs with LLMSCALER_SCALE_BENCH=1 (TestOrchestratorScaleSmoke is its quick version)")
-	}
+// BenchmarkOrchestratorScale is the scale benchmark (see the top of this file): one measurement per model
+// count, whatever b.N (run it with -benchtime 1x). It asserts nothing about timing: it measures and prints.
+func BenchmarkOrchestratorScale(b *testing.B) {
 	interval, err := time.ParseDuration(envOr("LLMSCALER_SCALE_INTERVAL", "15s"))
 	if err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
 	window, err := time.ParseDuration(envOr("LLMSCALER_SCALE_WINDOW", "2m"))
 	if err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
 	var counts []int
 	for f := range strings.SplitSeq(envOr("LLMSCALER_SCALE_MODELS", "100,500,1000"), ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
-			t.Fatalf("LLMSCALER_SCALE_MODELS: %q is not a model count", f)
+			b.Fatalf("LLMSCALER_SCALE_MODELS: %q is not a model count", f)
 		}
 		counts = append(counts, n)
 	}
@@ -841,17 +834,17 @@ func TestOrchestratorScale(t *testing.T) {
 	pollers := os.Getenv("LLMSCALER_SCALE_POLLERS")
 	pods, err := strconv.Atoi(envOr("LLMSCALER_SCALE_PODS", "2"))
 	if err != nil || pods < 1 {
-		t.Fatalf("LLMSCALER_SCALE_PODS: %q is not a pod count", os.Getenv("LLMSCALER_SCALE_PODS"))
+		b.Fatalf("LLMSCALER_SCALE_PODS: %q is not a pod count", os.Getenv("LLMSCALER_SCALE_PODS"))
 	}
 	var results []scaleResult
 	for _, n := range counts {
-		t.Run(fmt.Sprintf("models=%d", n), func(t *testing.T) {
-			r := runScale(t, scaleConfig{models: n, interval: interval, window: window, burst: burst, pods: pods, pollers: pollers, idle: 5 * time.Second, sample: 50})
+		b.Run(fmt.Sprintf("models=%d", n), func(b *testing.B) {
+			r := runScale(b, scaleConfig{models: n, interval: interval, window: window, burst: burst, pods: pods, pollers: pollers, idle: 5 * time.Second, sample: 50})
 			results = append(results, r)
-			t.Logf("\n%s", scaleTable([]scaleResult{r}))
+			b.Logf("\n%s", scaleTable([]scaleResult{r}))
 		})
 	}
-	t.Logf("orchestrator scale benchmark\n%s\n%s", machineLine(), scaleTable(results))
+	b.Logf("orchestrator scale benchmark\n%s\n%s", machineLine(), scaleTable(results))
 }
 
 // TestOrchestratorScaleSmoke is the benchmark in small, in every test run: three models on one worker with
