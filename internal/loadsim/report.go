@@ -3,8 +3,9 @@ package loadsim
 import (
 	"fmt"
 	"io"
-	"slices"
 	"time"
+
+	"github.com/llmscaler/llmscaler/internal/serving"
 )
 
 // Report sums up a replay.
@@ -54,21 +55,11 @@ func (s *Sim) report(now time.Time) Report {
 	if s.arrived > 0 {
 		r.SLOAttainment = float64(met) / float64(s.arrived)
 	}
-	r.QueueDelayP50, r.QueueDelayP99 = Percentile(queue, 50), Percentile(queue, 99)
-	r.TTFTP50, r.TTFTP99 = Percentile(ttft, 50), Percentile(ttft, 99)
-	r.LatencyP50, r.LatencyP99 = Percentile(latency, 50), Percentile(latency, 99)
+	q, f, l := serving.Percentiles(queue, 50, 99), serving.Percentiles(ttft, 50, 99), serving.Percentiles(latency, 50, 99)
+	r.QueueDelayP50, r.QueueDelayP99 = q[0], q[1]
+	r.TTFTP50, r.TTFTP99 = f[0], f[1]
+	r.LatencyP50, r.LatencyP99 = l[0], l[1]
 	return r
-}
-
-// Percentile is the nearest-rank percentile p (0-100) of ds.
-func Percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(float64(len(s))*p/100+0.5) - 1
-	return s[min(max(i, 0), len(s)-1)]
 }
 
 // Write prints the report for people.

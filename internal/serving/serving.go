@@ -5,6 +5,7 @@
 package serving
 
 import (
+	"cmp"
 	"slices"
 	"time"
 )
@@ -167,4 +168,20 @@ func (s *Server) Abandon() []Request {
 	lost = append(lost, s.queue...)
 	s.queue, s.running = nil, nil
 	return lost
+}
+
+// Percentiles are the nearest-rank percentiles ps (0-100) of xs, which it sorts once; zeros when xs is
+// empty. The load simulator's report and the trace-driven simulator's share it.
+func Percentiles[T cmp.Ordered](xs []T, ps ...float64) []T {
+	out := make([]T, len(ps))
+	if len(xs) == 0 {
+		return out
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	for i, p := range ps {
+		rank := int(float64(len(s))*p/100+0.5) - 1
+		out[i] = s[min(max(rank, 0), len(s)-1)]
+	}
+	return out
 }

@@ -43,3 +43,17 @@ func TestAbandonLosesWhatTheServerHeld(t *testing.T) {
 		t.Fatalf("lost %v, in flight %d", lost, s.InFlight())
 	}
 }
+
+func TestPercentilesAreNearestRank(t *testing.T) {
+	xs := []int{5, 1, 4, 2, 3, 10, 9, 8, 7, 6}
+	got := Percentiles(xs, 50, 99, 0)
+	if got[0] != 5 || got[1] != 10 || got[2] != 1 {
+		t.Fatalf("p50, p99, p0 of 1..10: %v, want 5, 10, 1", got)
+	}
+	if xs[0] != 5 {
+		t.Fatal("the input was sorted in place")
+	}
+	if got := Percentiles([]float64(nil), 50); got[0] != 0 {
+		t.Fatalf("empty: %v", got)
+	}
+}

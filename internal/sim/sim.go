@@ -669,10 +669,9 @@ func (s *sim) finish(name string) Result {
 	}
 	r.SLOAttainment = float64(met) / float64(max(s.measured, 1))
 	r.Unserved = s.measured - len(s.queueDelays) - s.lostMeasured
-	r.QueueDelayP50 = percentile(s.queueDelays, 0.50)
-	r.QueueDelayP99 = percentile(s.queueDelays, 0.99)
-	r.TTFTP50 = percentile(s.ttfts, 0.50)
-	r.TTFTP99 = percentile(s.ttfts, 0.99)
+	q, f := serving.Percentiles(s.queueDelays, 50, 99), serving.Percentiles(s.ttfts, 50, 99)
+	r.QueueDelayP50, r.QueueDelayP99 = q[0], q[1]
+	r.TTFTP50, r.TTFTP99 = f[0], f[1]
 	return r
 }
 
@@ -681,15 +680,6 @@ func latestOf(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-func percentile(xs []float64, p float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[min(int(p*float64(len(s))), len(s)-1)]
 }
 
 func podName(n int) string { return fmt.Sprintf("model-%d", n) }
