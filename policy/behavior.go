@@ -20,8 +20,9 @@ type State struct {
 	LastActive time.Time `json:"lastActive,omitempty"`
 	// Started is when the first evaluation ran.
 	Started time.Time `json:"started,omitempty"`
-	// Arrivals are a Demand metric's recent arrival-rate readings, for its trend (two lead times of them).
-	Arrivals []TimedValue `json:"arrivals,omitempty"`
+	// Demand are a Demand metric's recent readings of busy slots (arrivals x service time), for its trend
+	// (two lead times of them).
+	Demand []TimedValue `json:"demand,omitempty"`
 	// BurstStarts are the times of the last two burst starts seen by a Demand metric (at most two).
 	BurstStarts []time.Time `json:"burstStarts,omitempty"`
 }
@@ -35,33 +36,44 @@ type TimedValue struct {
 // minTrendPoints is the fewest readings a trend is fitted on.
 const minTrendPoints = 6
 
-// arrivalTrend records an arrival-rate reading and returns the rise expected over the lead time. Capacity
-// ordered now serves a lead time from now; on a sustained ramp it must be sized for the demand then. The
-// trend is the lower end of the 95% confidence interval of the least-squares slope of the readings of the
-// last two lead times, times the lead time: noise gives a bound below zero, and a fall projects nothing (the
-// hold decides when to scale in). Within two lead times of a burst start it projects nothing either: a
-// burst is a step, not a ramp, and extrapolating it would order capacity far past its level.
-func (s *State) arrivalTrend(arrivals float64, now time.Time, lead time.Duration) float64 {
-	s.Arrivals = keepAfter(s.Arrivals, now.Add(-2*lead), func(v TimedValue) time.Time { return v.Time })
-	if math.IsNaN(arrivals) || math.IsInf(arrivals, 0) {
+// demandTrend records a Demand metric's busy slots (arrival rate x service time) and returns the rise
+// expected over the lead time. Capacity ordered now serves a lead time from now; on a sustained ramp it must
+// be sized for the demand then. The trend is the demand, not the arrival rate: when requests come faster but
+// shorter (as on the Azure conversation trace) the slots they hold need not rise at all.
+//
+// It projects only a ramp the readings show beyond doubt: the least-squares slope over the last two lead
+// times must be positive at 95% confidence, with the standard error widened for the readings'
+// autocorrelation (a rate over a 1-minute window read every 15 s shares most of its samples with the
+// previous reading, so n readings hold far fewer than n independent ones); and the readings must span at
+// least a lead time, as a trend is not extrapolated past the time it was seen over. Then it projects the
+// slope itself, the best estimate of the ramp: a ramp that is real but under-projected is served late.
+// Within two lead times of a burst start it projects nothing: a burst is a step, not a ramp, and
+// extrapolating it would order capacity far past its level.
+func (s *State) demandTrend(slots float64, now time.Time, lead time.Duration) float64 {
+	s.Demand = keepAfter(s.Demand, now.Add(-2*lead), func(v TimedValue) time.Time { return v.Time })
+	if math.IsNaN(slots) || math.IsInf(slots, 0) {
 		return 0
 	}
-	s.Arrivals = append(s.Arrivals, TimedValue{Value: arrivals, Time: now})
+	s.Demand = append(s.Demand, TimedValue{Value: slots, Time: now})
 	if n := len(s.BurstStarts); n > 0 && now.Sub(s.BurstStarts[n-1]) < 2*lead {
 		return 0 // a burst is a step, not a ramp: its backlog is sized over the lead time instead
 	}
-	lower := slopeLowerBound(s.Arrivals)
+	if now.Sub(s.Demand[0].Time) < lead {
+		return 0
+	}
+	slope, lower := fitSlope(s.Demand)
 	if lower <= 0 {
 		return 0
 	}
-	return lower * lead.Seconds()
+	return slope * lead.Seconds()
 }
 
-// slopeLowerBound is the lower end of the 95% confidence interval of the least-squares slope (per second)
-// of the readings; -Inf when they are too few to tell.
-func slopeLowerBound(vs []TimedValue) float64 {
+// fitSlope is the least-squares slope (per second) of the readings and the lower end of its 95% confidence
+// interval, the standard error widened by (1+r)/(1-r) for the residuals' lag-1 autocorrelation r (the
+// effective sample size of an AR(1) series); the bound is -Inf when the readings are too few to tell.
+func fitSlope(vs []TimedValue) (slope, lower float64) {
 	if len(vs) < minTrendPoints {
-		return math.Inf(-1)
+		return 0, math.Inf(-1)
 	}
 	n := float64(len(vs))
 	t0 := vs[0].Time
@@ -78,16 +90,29 @@ func slopeLowerBound(vs []TimedValue) float64 {
 		sxy += dx * (v.Value - my)
 	}
 	if sxx == 0 {
-		return math.Inf(-1)
+		return 0, math.Inf(-1)
 	}
-	slope := sxy / sxx
-	var sse float64
-	for _, v := range vs {
+	slope = sxy / sxx
+	var sse, lagged, prev float64
+	for i, v := range vs {
 		e := v.Value - (my + slope*(v.Time.Sub(t0).Seconds()-mx))
 		sse += e * e
+		if i > 0 {
+			lagged += e * prev
+		}
+		prev = e
 	}
-	return slope - 2*math.Sqrt(sse/(n-2)/sxx)
+	widen := 1.0
+	if sse > 0 {
+		r := min(max(lagged/sse, 0), maxAutocorrelation)
+		widen = (1 + r) / (1 - r)
+	}
+	return slope, slope - 2*math.Sqrt(widen*sse/(n-2)/sxx)
 }
+
+// maxAutocorrelation caps the estimated autocorrelation: near 1 the widening would grow without bound on a
+// handful of readings.
+const maxAutocorrelation = 0.9
 
 // Burst detection for Demand metrics: a burst starts when the demand's proposal reaches burstRatio times the
 // lowest proposal of the last lead time; bursts that recur within maxBurstCycle set the hold.
@@ -104,6 +129,11 @@ func (s *State) noteBurst(proposal int32, now time.Time, lead time.Duration) {
 		if r.Time.After(now.Add(-lead)) {
 			low, prev, seen = min(low, r.Replicas), r.Replicas, true
 		}
+	}
+	// One burst is one start: a ramp that crosses the ratio again within two lead times (a first step, then
+	// the rest) would otherwise be taken for a cycle of a minute.
+	if n := len(s.BurstStarts); n > 0 && now.Sub(s.BurstStarts[n-1]) < 2*lead {
+		return
 	}
 	if seen && low > 0 && proposal >= burstRatio*low && prev < burstRatio*low {
 		s.BurstStarts = append(s.BurstStarts, now)
@@ -179,7 +209,11 @@ func longestPeriod(r *ScalingRules) time.Duration {
 // stabilize is stabilizeRecommendationWithBehaviors: within the scale-up window take the lowest recent
 // recommendation, within the scale-down window the highest, and bring the current count between them. It
 // records the new (unstabilized) recommendation.
-func (s *State) stabilize(spec Spec, current, desired int32, now time.Time) (int32, Limit) {
+//
+// It remembers remember, the recommendation without a Demand metric's projected rise: the window holds
+// demand that was seen, not a forecast. Capacity ordered for a ramp that then stops is not kept through the
+// window; a ramp that goes on is soon seen, and then held.
+func (s *State) stabilize(spec Spec, current, desired, remember int32, now time.Time) (int32, Limit) {
 	b := spec.Behavior
 	if s.Started.IsZero() {
 		// A new autoscaler knows nothing of the load before it started: it treats the running count as its
@@ -207,7 +241,7 @@ func (s *State) stabilize(spec Spec, current, desired int32, now time.Time) (int
 	if rec > downRec {
 		rec = downRec
 	}
-	s.Recommendations = append(s.Recommendations, TimedRecommendation{Replicas: desired, Time: now})
+	s.Recommendations = append(s.Recommendations, TimedRecommendation{Replicas: remember, Time: now})
 	var l Limit
 	if rec != desired {
 		if desired >= current {

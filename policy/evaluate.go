@@ -187,11 +187,13 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	in := d.calcInput(spec, obs, current, now)
 	in.leadTime = lead
 	for _, m := range spec.Metrics {
-		if r := findReading(obs, m.Name()); m.Type == DemandMetric && r != nil && r.Demand != nil {
-			in.arrivalRise = st.arrivalTrend(r.Demand.Arrivals, now, lead)
+		if r := findReading(obs, m.Name()); m.Type == DemandMetric && m.Demand != nil && r != nil && r.Demand != nil {
+			if service, ok := demandServiceTime(m.Demand, r.Demand); ok {
+				in.demandRise = st.demandTrend(r.Demand.Arrivals*service, now, lead)
+			}
 		}
 	}
-	var proposal int32
+	var proposal, unprojected int32
 	invalid := 0
 	var firstInvalid string
 	for _, m := range spec.Metrics {
@@ -207,6 +209,11 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 		if proposal == 0 || p.Replicas > proposal {
 			proposal = p.Replicas
 		}
+		u := p.Replicas
+		if p.Unprojected > 0 {
+			u = p.Unprojected
+		}
+		unprojected = max(unprojected, u)
 	}
 	d.Proposal = proposal
 	if invalid >= len(spec.Metrics) {
@@ -231,7 +238,7 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	if hasDemand(spec) {
 		st.noteBurst(proposal, now, lead)
 	}
-	stabilized, l := st.stabilize(spec, current, proposal, now)
+	stabilized, l := st.stabilize(spec, current, proposal, unprojected, now)
 	if l.Kind == LimitStabilization && l.To > l.From && cycle > 0 {
 		l.Detail += fmt.Sprintf(" (held through the burst cycle: the last two bursts began %s apart)", cycle)
 	}

@@ -426,3 +426,106 @@ func TestNextStepRunsOneActionAtATime(t *testing.T) {
 		}
 	}
 }
+
+// run evaluates a Demand spec every 15 s from `from` to `to`, the readings from obs(t), carrying the
+// desired count into the next evaluation as the Deployment would.
+func run(st *State, spec Spec, from, to time.Duration, current *int32, obs func(at time.Duration, current int32) Observation) Decision {
+	var d Decision
+	for at := from; at < to; at += 15 * time.Second {
+		d = Evaluate(Input{Spec: spec, Observation: obs(at, *current)}, st, t0.Add(at))
+		*current = d.DesiredReplicas
+	}
+	return d
+}
+
+func TestDemandTrendFollowsBusySlotsNotTheArrivalRate(t *testing.T) {
+	// Requests come faster but shorter (as on the Azure conversation trace): 10 -> 20 req/s over eight
+	// minutes while the service time falls from 8 s to 4 s. The slots they hold stay at 80: no ramp.
+	var st State
+	current := int32(7)
+	d := run(&st, demandSpec(3*time.Minute), 0, 8*time.Minute, &current, func(at time.Duration, current int32) Observation {
+		arrivals := 10 + 10*at.Minutes()/8
+		service := 80 / arrivals
+		o := demandObs(current, arrivals, 0)
+		o.Metrics[0].Demand.ServiceTime = &service
+		return o
+	})
+	if strings.Contains(d.Metrics[0].Note, "rising") || d.Proposal != 7 {
+		t.Fatalf("faster, shorter requests: proposal %d\n%s", d.Proposal, d.Metrics[0].Note)
+	}
+}
+
+func TestDemandProjectsNoTrendFromLessThanALeadTimeOfReadings(t *testing.T) {
+	// A ramp seen for two minutes (eight readings): too short to extrapolate over three minutes.
+	var st State
+	current := int32(6)
+	d := run(&st, demandSpec(3*time.Minute), 0, 2*time.Minute, &current, func(at time.Duration, current int32) Observation {
+		return demandObs(current, 10+1.5*at.Minutes(), 0)
+	})
+	if strings.Contains(d.Metrics[0].Note, "rising") {
+		t.Fatalf("two minutes of readings projected a trend over three:\n%s", d.Metrics[0].Note)
+	}
+}
+
+func TestDemandTrendIgnoresSlowWanderingNoise(t *testing.T) {
+	// A flat load read through a 1-minute rate every 15 s wanders slowly (each reading shares three
+	// quarters of its samples with the last): a 5-minute wave of +-1.5 req/s around 15. Taken as
+	// independent readings, its rising half looks like a ramp; it is not one.
+	var st State
+	current := int32(9)
+	spec := demandSpec(3 * time.Minute)
+	for at := time.Duration(0); at < 30*time.Minute; at += 15 * time.Second {
+		d := Evaluate(Input{Spec: spec, Observation: demandObs(current, 15+1.5*math.Sin(2*math.Pi*at.Minutes()/5), 0)}, &st, t0.Add(at))
+		if strings.Contains(d.Metrics[0].Note, "rising") {
+			t.Fatalf("at %s a wave was projected as a ramp:\n%s", at, d.Metrics[0].Note)
+		}
+		current = d.DesiredReplicas
+	}
+}
+
+func TestDemandHoldsTheDemandSeenNotTheProjection(t *testing.T) {
+	// A ramp of 1 req/s per minute for eight minutes orders for the demand a lead time ahead; then the load
+	// stays flat. The hold (six minutes) keeps the replicas the demand needed, not those projected for a
+	// ramp that stopped.
+	lead := 3 * time.Minute
+	spec := demandSpec(lead)
+	rate := func(at time.Duration) float64 { return 10 + min(at, 8*time.Minute).Minutes() }
+	obs := func(at time.Duration, current int32) Observation { return demandObs(current, rate(at), 0) }
+	var st State
+	current := int32(6)
+	peak := int32(0)
+	for at := time.Duration(0); at < 8*time.Minute; at += 15 * time.Second {
+		d := Evaluate(Input{Spec: spec, Observation: obs(at, current)}, &st, t0.Add(at))
+		current = d.DesiredReplicas
+		peak = max(peak, d.DesiredReplicas)
+	}
+	// 18 req/s x 7 s / 12.8 = 9.84 -> 10 at the top of the ramp; the projection ordered more.
+	if peak <= 10 {
+		t.Fatalf("the ramp was not projected: peak %d", peak)
+	}
+	d := run(&st, spec, 8*time.Minute, 13*time.Minute, &current, obs)
+	if d.DesiredReplicas != 10 {
+		t.Fatalf("five minutes after the ramp stopped: %d replicas, want the 10 the demand needs\n%s", d.DesiredReplicas, d.Summary)
+	}
+}
+
+func TestABurstThatRisesInTwoStepsIsOneBurst(t *testing.T) {
+	// 2 req/s, then 6 for half a minute (past twice the low), back to 3, then 20: one burst start, not a
+	// cycle of a minute.
+	var st State
+	current := int32(2)
+	run(&st, demandSpec(3*time.Minute), 0, 10*time.Minute, &current, func(at time.Duration, current int32) Observation {
+		switch {
+		case at >= 7*time.Minute:
+			return demandObs(current, 20, 0)
+		case at >= 6*time.Minute+30*time.Second:
+			return demandObs(current, 3, 0)
+		case at >= 6*time.Minute:
+			return demandObs(current, 6, 0)
+		}
+		return demandObs(current, 2, 0)
+	})
+	if len(st.BurstStarts) != 1 {
+		t.Fatalf("burst starts %v, want one", st.BurstStarts)
+	}
+}

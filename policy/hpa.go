@@ -23,7 +23,10 @@ type MetricProposal struct {
 	Ratio           float64 `json:"ratio"`
 	WithinTolerance bool    `json:"withinTolerance"`
 	// Replicas is the proposal; meaningful unless Invalid is set.
-	Replicas    int32 `json:"replicas"`
+	Replicas int32 `json:"replicas"`
+	// Unprojected is a Demand metric's proposal for the demand as read, without the rise projected over the
+	// lead time; the scale-down window remembers it, not the projection (see State.stabilize).
+	Unprojected int32 `json:"unprojected,omitempty"`
 	ReadyPods   int   `json:"readyPods,omitempty"`
 	MissingPods int   `json:"missingPods,omitempty"`
 	UnreadyPods int   `json:"unreadyPods,omitempty"`
@@ -160,8 +163,8 @@ type calcInput struct {
 	readinessDelay time.Duration
 	// leadTime is the time from ordering capacity to it serving (Demand metrics).
 	leadTime time.Duration
-	// arrivalRise is the rise of the arrival rate expected over the lead time (Demand metrics; see trend).
-	arrivalRise float64
+	// demandRise is the rise in busy slots expected over the lead time (Demand metrics; see demandTrend).
+	demandRise float64
 }
 
 // plainMetricReplicas is calcPlainMetricReplicas: the average of per-pod values against a per-pod target.
@@ -449,12 +452,9 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 		p.Invalid = "no reading"
 		return
 	}
-	service := d.ServiceTimeSeconds
-	if r.ServiceTime != nil && *r.ServiceTime > 0 && !math.IsInf(*r.ServiceTime, 0) {
-		service = *r.ServiceTime
-	}
+	service, ok := demandServiceTime(d, r)
 	per := float64(d.Concurrency) * targetUtilization(d)
-	if service <= 0 || per <= 0 || r.Arrivals < 0 || math.IsNaN(r.Arrivals) {
+	if !ok || per <= 0 {
 		p.Invalid = "demand needs a service time (serviceTime or serviceTimeSeconds), concurrency > 0 and an arrival rate"
 		return
 	}
@@ -463,16 +463,17 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 	if r.Backlog != nil && *r.Backlog > 0 {
 		backlog = *r.Backlog
 	}
-	arrivals := r.Arrivals + in.arrivalRise
+	// The projected rise in slots, as requests of today's service time.
+	arrivals := r.Arrivals + in.demandRise/service
 	slots := arrivals*service + backlog*service/lead
 	want := slots / per
 	p.Current = slots
 	rising := ""
-	if in.arrivalRise > 0 {
-		rising = fmt.Sprintf(" (rising: +%s req/s by the time new capacity serves)", formatNumber(in.arrivalRise))
+	if in.demandRise > 0 {
+		rising = fmt.Sprintf(" (rising: +%s busy slots by the time new capacity serves)", formatNumber(in.demandRise))
 	}
-	p.Note = fmt.Sprintf("%s req/s%s x %ss + backlog %s over lead time %s = %s busy slots, %s per replica",
-		formatNumber(arrivals), rising, formatNumber(service), formatNumber(backlog), time.Duration(lead*float64(time.Second)).Round(time.Second),
+	p.Note = fmt.Sprintf("%s req/s x %ss%s + backlog %s over lead time %s = %s busy slots, %s per replica",
+		formatNumber(r.Arrivals), formatNumber(service), rising, formatNumber(backlog), time.Duration(lead*float64(time.Second)).Round(time.Second),
 		formatNumber(slots), formatNumber(per))
 	if slo := d.SLO; slo != nil && slo.QueueDelay > 0 {
 		attain := slo.Attainment
@@ -498,6 +499,23 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 		p.Ratio = want / float64(in.current)
 	}
 	p.Replicas = ceilReplicas(want)
+	if in.demandRise > 0 {
+		unprojected := in
+		unprojected.demandRise = 0
+		var q MetricProposal
+		demandReplicas(unprojected, d, r, &q)
+		p.Unprojected = q.Replicas
+	}
+}
+
+// demandServiceTime is the time a request holds a batch slot: the reading, else the spec's constant; false
+// when neither is usable or the arrival rate is not.
+func demandServiceTime(d *DemandSource, r *DemandReading) (float64, bool) {
+	service := d.ServiceTimeSeconds
+	if r.ServiceTime != nil && *r.ServiceTime > 0 && !math.IsInf(*r.ServiceTime, 0) {
+		service = *r.ServiceTime
+	}
+	return service, service > 0 && r.Arrivals >= 0 && !math.IsNaN(r.Arrivals) && !math.IsInf(r.Arrivals, 0)
 }
 
 func targetUtilization(d *DemandSource) float64 {
