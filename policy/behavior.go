@@ -115,18 +115,20 @@ func fitSlope(vs []TimedValue) (slope, lower float64) {
 const maxAutocorrelation = 0.9
 
 // Burst detection for Demand metrics: a burst starts when the demand's proposal reaches burstRatio times the
-// lowest proposal of the last lead time; bursts that recur within maxBurstCycle set the hold.
+// lowest proposal of the last quarter of a lead time; bursts that recur within maxBurstCycle set the hold.
+// A burst is a step, too fast for a trend to follow (a one-minute rate reading spreads a step over about a
+// minute); demand that doubles over a whole lead time is a steep ramp, and its trend is projected.
 const (
 	burstRatio    = 2
 	maxBurstCycle = time.Hour
 )
 
 // noteBurst records a burst start when the proposal crosses burstRatio times the lowest recommendation of
-// the last lead time.
+// the last quarter of a lead time.
 func (s *State) noteBurst(proposal int32, now time.Time, lead time.Duration) {
 	low, prev, seen := proposal, int32(0), false
 	for _, r := range s.Recommendations {
-		if r.Time.After(now.Add(-lead)) {
+		if r.Time.After(now.Add(-lead / 4)) {
 			low, prev, seen = min(low, r.Replicas), r.Replicas, true
 		}
 	}

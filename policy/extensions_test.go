@@ -529,3 +529,16 @@ func TestABurstThatRisesInTwoStepsIsOneBurst(t *testing.T) {
 		t.Fatalf("burst starts %v, want one", st.BurstStarts)
 	}
 }
+
+func TestASteepRampIsARampNotABurst(t *testing.T) {
+	// 4 req/s rising 2 req/s a minute: demand doubles within a lead time, yet over minutes, not in one
+	// step. It is projected like any ramp, and no burst is recorded.
+	var st State
+	current := int32(3)
+	d := run(&st, demandSpec(3*time.Minute), 0, 8*time.Minute, &current, func(at time.Duration, current int32) Observation {
+		return demandObs(current, 4+2*at.Minutes(), 0)
+	})
+	if !strings.Contains(d.Metrics[0].Note, "rising") || len(st.BurstStarts) != 0 {
+		t.Fatalf("a steep ramp: bursts %v\n%s", st.BurstStarts, d.Metrics[0].Note)
+	}
+}

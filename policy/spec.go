@@ -109,7 +109,8 @@ type DemandSource struct {
 	// replicas whose modelled share of requests waiting longer than QueueDelay is at most 1 - Attainment.
 	SLO *QueueSLO `json:"slo,omitempty"`
 	// LeadTime from ordering a replica to it serving; default: measured from this model's scale-outs,
-	// else 3m.
+	// else 4m (EC2 GPU node Ready 70-100 s, GPUs 60 s later, a mirrored image pull and a model load: a
+	// prior that errs long, as capacity ordered early costs minutes and capacity ordered late costs requests).
 	LeadTime Duration `json:"leadTime,omitempty"`
 	// HoldFor keeps capacity after the demand falls (default twice the lead time). When bursts recur, the
 	// hold lengthens to the time between the last two burst starts (up to an hour): capacity that would
@@ -141,7 +142,7 @@ const (
 // Demand defaults.
 const (
 	DefaultDemandUtilization = 0.8
-	DefaultLeadTime          = 3 * time.Minute
+	DefaultLeadTime          = 4 * time.Minute // see DemandSource.LeadTime
 )
 
 // ResourceMetricSource is a resource of the pods (cpu, memory) as the Kubernetes metrics API reports it.
