@@ -49,6 +49,12 @@ func (s *sim) read(m policy.MetricSpec) policy.MetricReading {
 	r := policy.MetricReading{Name: m.Name()}
 	switch m.Type {
 	case policy.DemandMetric:
+		if !s.now.After(epoch) {
+			// Prometheus has no sample of the trace yet: rate() returns nothing, not zero (a zero would read as
+			// a ramp from nothing).
+			r.Error = "no arrival-rate sample yet"
+			return r
+		}
 		d := &policy.DemandReading{Arrivals: s.arrivalRate()}
 		if m.Demand != nil && m.Demand.ServiceTime != nil {
 			if st, ok := s.meanServiceTime(); ok {
