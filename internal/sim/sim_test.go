@@ -189,6 +189,38 @@ func TestSurgeGivesOneScaleOutAndTheScaleInLosesNothing(t *testing.T) {
 	}
 }
 
+// Shapes the policy was not tuned on, as regression guards: every one loses nothing on scale-in and costs
+// fewer node-hours than the HPA with the Cluster Autoscaler, and none falls more than a point or two below
+// the attainment it reached when these were added. A daily cycle compressed into an hour (demand doubles
+// within a lead time at its foot) was once taken for a burst and met 78%; it meets about 90% now, the ramp
+// still outrunning a projection fitted over two lead times (the HPA on in-flight requests meets 98.7% there,
+// for 45% more node-hours).
+func TestOnShapesItWasNotTunedOn(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		d          time.Duration
+		rate       func(time.Duration) float64
+		attainment float64
+	}{
+		{"a daily cycle in an hour (5-35 req/s)", 2 * time.Hour, func(t time.Duration) float64 { return 20 - 15*math.Cos(2*math.Pi*t.Hours()) }, 0.88},
+		{"spikes to twice the load for 90 s every 7 min", 90 * time.Minute, func(t time.Duration) float64 {
+			if t%(7*time.Minute) < 90*time.Second {
+				return 30
+			}
+			return 15
+		}, 0.985},
+		{"a slow ramp (5 to 35 req/s over two hours)", 2 * time.Hour, func(t time.Duration) float64 { return 5 + 30*t.Hours()/2 }, 0.975},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rep := compareOn(t, synthetic(c.d, 11, c.rate))
+			ours, hpa := find(t, rep, "ours"), find(t, rep, "hpa+ca")
+			if ours.LostRequests != 0 || ours.GPUNodeHours >= hpa.GPUNodeHours || ours.SLOAttainment < c.attainment {
+				t.Errorf("ours: %.4f (floor %.2f) at %.2f node-hours, %d lost; hpa+ca %.2f", ours.SLOAttainment, c.attainment, ours.GPUNodeHours, ours.LostRequests, hpa.GPUNodeHours)
+			}
+		})
+	}
+}
+
 // diurnal swings between 5 and 35 req/s over a two-hour period: a day's shape, compressed.
 func diurnal(t time.Duration) float64 {
 	return 20 - 15*math.Cos(2*math.Pi*t.Hours()/2)
