@@ -158,6 +158,25 @@ func (s State) burstCycle(now time.Time) time.Duration {
 	return gap
 }
 
+// cycleForecast is the seasonal forecast of a burst cycle: the highest recommendation of one cycle ago over
+// the next `ahead` (the demand seen then, not a projection). Capacity ordered now serves a lead time from now,
+// so a burst that recurs is met by capacity ordered for it ahead of time, and between bursts the capacity
+// goes (where holding it through the whole cycle would cost as much as a static size).
+func (s State) cycleForecast(now time.Time, cycle, ahead time.Duration) int32 {
+	from, to := now.Add(-cycle), now.Add(-cycle+ahead)
+	var want int32
+	for _, r := range s.Recommendations {
+		if !r.Time.Before(from) && !r.Time.After(to) {
+			want = max(want, r.Replicas)
+		}
+	}
+	return want
+}
+
+// cycleAhead is how far ahead a burst cycle's forecast looks: the lead time, and half of it again to spare
+// for the cycle's jitter (burst starts are seen to an evaluation or two).
+func cycleAhead(lead time.Duration) time.Duration { return lead * 3 / 2 }
+
 // TimedRecommendation is one evaluation's recommendation.
 type TimedRecommendation struct {
 	Replicas int32     `json:"replicas"`
@@ -182,9 +201,11 @@ func (s *State) RecordScale(from, to int32, now time.Time) {
 }
 
 // trim drops what no window or policy period can reach any more.
-func (s *State) trim(spec Spec, now time.Time) {
+func (s *State) trim(spec Spec, now time.Time, cycle time.Duration) {
 	b := spec.Behavior
 	window := time.Duration(max(*b.ScaleUp.StabilizationWindowSeconds, *b.ScaleDown.StabilizationWindowSeconds)) * time.Second
+	// A burst cycle's forecast reads the recommendations of one cycle ago.
+	window = max(window, cycle)
 	s.Recommendations = keepAfter(s.Recommendations, now.Add(-window), func(r TimedRecommendation) time.Time { return r.Time })
 	s.ScaleUpEvents = keepAfter(s.ScaleUpEvents, now.Add(-longestPeriod(b.ScaleUp)), func(e ScaleEvent) time.Time { return e.Time })
 	s.ScaleDownEvents = keepAfter(s.ScaleDownEvents, now.Add(-longestPeriod(b.ScaleDown)), func(e ScaleEvent) time.Time { return e.Time })

@@ -39,11 +39,13 @@ const (
 	LimitScaleDownPolicy LimitKind = "scale-down-policy"
 	LimitInvalidMetric   LimitKind = "invalid-metric"
 	LimitPanicHold       LimitKind = "panic-hold"
-	LimitScaleToZero     LimitKind = "scale-to-zero"
-	LimitDisabled        LimitKind = "autoscaling-disabled"
-	LimitNodeGroupMax    LimitKind = "node-group-max"
-	LimitPaused          LimitKind = "paused"
-	LimitPinned          LimitKind = "pinned"
+	// LimitBurstCycle: bursts recur, and capacity is ordered a lead time ahead of the next one.
+	LimitBurstCycle   LimitKind = "burst-cycle"
+	LimitScaleToZero  LimitKind = "scale-to-zero"
+	LimitDisabled     LimitKind = "autoscaling-disabled"
+	LimitNodeGroupMax LimitKind = "node-group-max"
+	LimitPaused       LimitKind = "paused"
+	LimitPinned       LimitKind = "pinned"
 	// LimitBackoff is added by the autoscaler workflow: scale-outs wait after a failed one.
 	LimitBackoff LimitKind = "scale-out-backoff"
 )
@@ -85,9 +87,9 @@ func Evaluate(in Input, st *State, now time.Time) Decision {
 	spec := in.Spec.WithDefaults()
 	lead := leadTime(spec, in.LeadTime)
 	cycle := st.burstCycle(now)
-	spec = holdForDemand(spec, lead, cycle)
+	spec = holdForDemand(spec, lead)
 	obs := in.Observation
-	st.trim(spec, now)
+	st.trim(spec, now, cycle)
 
 	d := Decision{Time: now, CurrentReplicas: obs.SpecReplicas, ReadyReplicas: int32(readyPodCount(obs.Pods))}
 	committed := obs.SpecReplicas
@@ -239,14 +241,19 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 		st.noteBurst(proposal, now, lead)
 	}
 	stabilized, l := st.stabilize(spec, current, proposal, unprojected, now)
-	if l.Kind == LimitStabilization && l.To > l.From && cycle > 0 {
-		l.Detail += fmt.Sprintf(" (held through the burst cycle: the last two bursts began %s apart)", cycle)
-	}
 	if panicking && proposal > stabilized {
 		// A burst cannot wait for the scale-up window.
 		stabilized = proposal
 	} else if l.Kind != "" {
 		d.Limits = append(d.Limits, l)
+	}
+	if cycle > 0 {
+		ahead := cycleAhead(lead)
+		if want := st.cycleForecast(now, cycle, ahead); want > stabilized {
+			d.limit(LimitBurstCycle, stabilized, want, fmt.Sprintf("bursts recur every %s: one cycle ago the next %s needed %d",
+				cycle.Round(time.Second), ahead.Round(time.Second), want))
+			stabilized = want
+		}
 	}
 	if panicking && stabilized < current {
 		d.limit(LimitPanicHold, stabilized, current, fmt.Sprintf("panic mode until %s: no scale-down", st.PanicUntil.UTC().Format(time.TimeOnly)))
@@ -430,8 +437,8 @@ func leadTime(spec Spec, measured Duration) time.Duration {
 }
 
 // holdForDemand lengthens the scale-down stabilization window to a Demand metric's hold (default twice the
-// lead time): capacity that took a lead time to arrive is kept through the burst cycle.
-func holdForDemand(spec Spec, lead, cycle time.Duration) Spec {
+// lead time): capacity that took a lead time to arrive is not given back at the first dip.
+func holdForDemand(spec Spec, lead time.Duration) Spec {
 	for _, m := range spec.Metrics {
 		if m.Type != DemandMetric || m.Demand == nil {
 			continue
@@ -440,7 +447,6 @@ func holdForDemand(spec Spec, lead, cycle time.Duration) Spec {
 		if hold == 0 {
 			hold = 2 * lead
 		}
-		hold = max(hold, cycle)
 		down := *spec.Behavior.ScaleDown
 		if w := int32(hold.Seconds()); w > *down.StabilizationWindowSeconds {
 			down.StabilizationWindowSeconds = &w

@@ -359,7 +359,7 @@ func bursts(st *State, spec Spec, from, to time.Duration, rate func(time.Duratio
 	return d
 }
 
-func TestDemandNeitherExtrapolatesABurstNorDropsCapacityBetweenRecurringBursts(t *testing.T) {
+func TestDemandNeitherExtrapolatesABurstNorMissesTheNextOfRecurringBursts(t *testing.T) {
 	// 2 req/s, with bursts of 20 req/s for 4 minutes every 20 minutes; lead time 3 minutes.
 	rate := func(at time.Duration) float64 {
 		if at%(20*time.Minute) >= 10*time.Minute && at%(20*time.Minute) < 14*time.Minute {
@@ -379,12 +379,17 @@ func TestDemandNeitherExtrapolatesABurstNorDropsCapacityBetweenRecurringBursts(t
 	if d = bursts(&st, spec, 11*time.Minute, 26*time.Minute, rate, &current); d.DesiredReplicas > 2 {
 		t.Fatalf("12 minutes after the first burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
-	// The second burst makes a cycle of 20 minutes: 8 minutes after it, capacity is still held.
-	if d = bursts(&st, spec, 26*time.Minute, 42*time.Minute, rate, &current); d.DesiredReplicas != 11 || !strings.Contains(d.Summary, "burst cycle") {
+	// The second burst makes a cycle of 20 minutes. Between bursts capacity goes: 8 minutes after the second
+	// one the hold is over, and one cycle ago the next 4.5 minutes were quiet.
+	if d = bursts(&st, spec, 26*time.Minute, 42*time.Minute, rate, &current); d.DesiredReplicas > 2 {
 		t.Fatalf("8 minutes after the second burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
-	// When the bursts stop, two cycles after the last one the hold is back to twice the lead time.
-	if d = bursts(&st, spec, 42*time.Minute, 80*time.Minute, func(time.Duration) float64 { return 2 }, &current); d.DesiredReplicas > 2 {
+	// It comes back ahead of the third burst (at 50 minutes): 4.5 minutes ahead, one cycle ago, was a burst.
+	if d = bursts(&st, spec, 42*time.Minute, 47*time.Minute, rate, &current); d.DesiredReplicas != 11 || !hasLimit(d, LimitBurstCycle) {
+		t.Fatalf("3 minutes before the third burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	}
+	// When the bursts stop, two cycles after the last one nothing is forecast.
+	if d = bursts(&st, spec, 47*time.Minute, 100*time.Minute, func(time.Duration) float64 { return 2 }, &current); d.DesiredReplicas > 2 {
 		t.Fatalf("long after the last burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
 }

@@ -87,8 +87,8 @@ type MetricSpec struct {
 // DemandSource sizes replicas from demand rather than from a per-replica average (opt-in, type Demand).
 // By Little's law the busy slots are arrivals x service time; the backlog is sized to drain over the lead
 // time (the time from ordering capacity to it serving), so a queue built during a burst does not order
-// capacity that would arrive after it has drained; and capacity is held for HoldFor after load falls, so a
-// burst cycle does not scale in and out again.
+// capacity that would arrive after it has drained; capacity is held for HoldFor after load falls; and when
+// bursts recur, capacity for the next one is ordered a lead time ahead of it.
 //
 //	replicas = ceil((arrivals x serviceTime + backlog x serviceTime / leadTime) / (concurrency x targetUtilization))
 type DemandSource struct {
@@ -112,9 +112,9 @@ type DemandSource struct {
 	// else 4m (EC2 GPU node Ready 70-100 s, GPUs 60 s later, a mirrored image pull and a model load: a
 	// prior that errs long, as capacity ordered early costs minutes and capacity ordered late costs requests).
 	LeadTime Duration `json:"leadTime,omitempty"`
-	// HoldFor keeps capacity after the demand falls (default twice the lead time). When bursts recur, the
-	// hold lengthens to the time between the last two burst starts (up to an hour): capacity that would
-	// come back a lead time too late for the next burst is kept through the cycle instead.
+	// HoldFor keeps capacity after the demand falls (default twice the lead time). When bursts recur (the
+	// last two began at most an hour apart), capacity for the next one is ordered ahead of it: the demand
+	// seen one cycle ago over the next lead time and a half.
 	HoldFor Duration `json:"holdFor,omitempty"`
 }
 

@@ -259,8 +259,9 @@ func TestOnADailyShapeOursBeatsTheBaselineAndTheStaticSize(t *testing.T) {
 
 // On bursts after idle gaps longer than the lead time, no reactive policy serves a burst's start; the HPA
 // fed a queue of in-flight requests orders far too much, too late. Ours sizes from demand, learns the burst
-// cycle from two bursts and then holds capacity through it, serving the later bursts in full.
-func TestOnRecurringBurstsOursLearnsTheCycleAndHoldsThroughIt(t *testing.T) {
+// cycle from two bursts and then orders capacity a lead time ahead of each burst, serving the later bursts
+// in full, and lets it go between them.
+func TestOnRecurringBurstsOursLearnsTheCycleAndScalesAheadOfEachBurst(t *testing.T) {
 	reqs := synthetic(140*time.Minute, 4, bursty)
 	rep := compareOn(t, reqs)
 	ours, hpa := find(t, rep, "ours"), find(t, rep, "hpa+ca")
@@ -282,5 +283,19 @@ func TestOnRecurringBurstsOursLearnsTheCycleAndHoldsThroughIt(t *testing.T) {
 	}
 	if float64(late) > 0.01*float64(after) {
 		t.Errorf("%d of %d requests late after the cycle was learned, above the 1%% budget", late, after)
+	}
+	// Between bursts the capacity goes, and it is ordered again a lead time ahead of the next burst: in the
+	// quiet part of each later cycle (minutes 5 to 8 of it) fewer than half the burst's replicas serve.
+	for cycle := 3; cycle < 7; cycle++ {
+		from, to := float64(cycle*20+5)*60, float64(cycle*20+8)*60
+		low := math.MaxInt
+		for _, p := range ours.Series {
+			if p.T >= from && p.T < to {
+				low = min(low, p.Ready)
+			}
+		}
+		if low > 7 {
+			t.Errorf("cycle %d: at least %d replicas through its quiet part: capacity was held between bursts", cycle, low)
+		}
 	}
 }
