@@ -414,8 +414,13 @@ func validateDemand(p *problems, path string, d *policy.DemandSource) {
 	if d.TargetUtilization < 0 || d.TargetUtilization > 1 {
 		p.add(path+".targetUtilization", "must be above 0 and at most 1 (got %v)", d.TargetUtilization)
 	}
-	if d.LeadTime < 0 || d.HoldFor < 0 {
-		p.add(path, "leadTime and holdFor must be >= 0")
+	for _, f := range []struct {
+		name string
+		v    policy.Duration
+	}{{"leadTime", d.LeadTime}, {"holdFor", d.HoldFor}, {"rateWindow", d.RateWindow}} {
+		if f.v < 0 {
+			p.add(path+"."+f.name, "must be >= 0 (got %s)", f.v)
+		}
 	}
 	if slo := d.SLO; slo != nil {
 		if slo.QueueDelay <= 0 {

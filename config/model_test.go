@@ -55,6 +55,8 @@ spec:
       target: {type: AverageValue, averageValue: 0}
   - type: Resource
     resource: {name: gpu, target: {type: Value, value: 1}}
+  - type: Demand
+    demand: {arrivals: {name: arrivals, query: "q"}, serviceTimeSeconds: 8, concurrency: 16, rateWindow: -1m}
   behavior:
     scaleUp:
       policies: [{type: Percent, value: 100, periodSeconds: 0}]
@@ -75,6 +77,7 @@ spec:
 		`spec.nodeGroup.provider: must be kwok or aws-asg (got "gce")`,
 		"spec.nodeGroup: set gpusPerNode or instanceType",
 		"spec.evaluationInterval: must be at least 1s",
+		"spec.metrics[3].demand.rateWindow: must be >= 0 (got -1m0s)",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)

@@ -37,7 +37,7 @@ type TimedValue struct {
 const minTrendPoints = 6
 
 // demandTrend records a Demand metric's busy slots (arrival rate x service time) and returns the rise
-// expected over the lead time. Capacity ordered now serves a lead time from now; on a sustained ramp it must
+// expected over the horizon (the lead time and a little more: see projectionHorizon). Capacity ordered now serves a lead time from now; on a sustained ramp it must
 // be sized for the demand then. The trend is the demand, not the arrival rate: when requests come faster but
 // shorter (as on the Azure conversation trace) the slots they hold need not rise at all.
 //
@@ -49,7 +49,7 @@ const minTrendPoints = 6
 // slope itself, the best estimate of the ramp: a ramp that is real but under-projected is served late.
 // Within two lead times of a burst start it projects nothing: a burst is a step, not a ramp, and
 // extrapolating it would order capacity far past its level.
-func (s *State) demandTrend(slots float64, now time.Time, lead time.Duration) float64 {
+func (s *State) demandTrend(slots float64, now time.Time, lead, horizon time.Duration) float64 {
 	s.Demand = keepAfter(s.Demand, now.Add(-2*lead), func(v TimedValue) time.Time { return v.Time })
 	if math.IsNaN(slots) || math.IsInf(slots, 0) {
 		return 0
@@ -65,7 +65,7 @@ func (s *State) demandTrend(slots float64, now time.Time, lead time.Duration) fl
 	if lower <= 0 {
 		return 0
 	}
-	return slope * lead.Seconds()
+	return slope * horizon.Seconds()
 }
 
 // fitSlope is the least-squares slope (per second) of the readings and the lower end of its 95% confidence
@@ -114,8 +114,8 @@ func fitSlope(vs []TimedValue) (slope, lower float64) {
 // handful of readings.
 const maxAutocorrelation = 0.9
 
-// Burst detection for Demand metrics: a burst starts when the demand's proposal reaches burstRatio times the
-// lowest proposal of the last quarter of a lead time; bursts that recur within maxBurstCycle set the hold.
+// Burst detection for Demand metrics: a burst starts when the demand's proposal for the demand seen (without
+// its projection) reaches burstRatio times the lowest of the last quarter of a lead time; bursts that recur within maxBurstCycle set the hold.
 // A burst is a step, too fast for a trend to follow (a one-minute rate reading spreads a step over about a
 // minute); demand that doubles over a whole lead time is a steep ramp, and its trend is projected.
 const (

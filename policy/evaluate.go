@@ -16,6 +16,9 @@ type Input struct {
 	// LeadTime is the measured time from ordering capacity to it serving (the caller's recent
 	// scale-outs); Demand metrics use it unless their spec sets one.
 	LeadTime Duration `json:"leadTime,omitempty"`
+	// EvaluationInterval is the time to the next evaluation: what is ordered now carries the demand until
+	// what the next evaluation orders can serve, so a Demand metric's ramp is projected that much further.
+	EvaluationInterval Duration `json:"evaluationInterval,omitempty"`
 }
 
 // Overrides are an operator's manual instructions in force (bounds and targets are applied to the spec
@@ -111,7 +114,7 @@ func Evaluate(in Input, st *State, now time.Time) Decision {
 	}
 	d.ComingNodes = max(obs.Group.Desired-serving-leaving, 0)
 
-	desired := d.decideReplicas(spec, obs, st, committed, now, lead, cycle)
+	desired := d.decideReplicas(spec, obs, st, committed, now, lead, in.EvaluationInterval.D(), cycle)
 
 	// The node group's max bounds what can actually run: more replicas would stay Pending.
 	if capacity := replicaCapacity(spec, obs); obs.Group.Max > 0 && desired > capacity && desired > committed {
@@ -137,7 +140,7 @@ func Evaluate(in Input, st *State, now time.Time) Decision {
 }
 
 // decideReplicas runs the HPA's reconcile step and our extensions, recording limits as it goes.
-func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current int32, now time.Time, lead, cycle time.Duration) int32 {
+func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current int32, now time.Time, lead, interval, cycle time.Duration) int32 {
 	z := spec.ScaleToZero
 	activationKnown := obs.Activation != nil
 	if z != nil {
@@ -191,7 +194,7 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	for _, m := range spec.Metrics {
 		if r := findReading(obs, m.Name()); m.Type == DemandMetric && m.Demand != nil && r != nil && r.Demand != nil {
 			if service, ok := demandServiceTime(m.Demand, r.Demand); ok {
-				in.demandRise = st.demandTrend(r.Demand.Arrivals*service, now, lead)
+				in.demandRise = st.demandTrend(r.Demand.Arrivals*service, now, lead, projectionHorizon(m.Demand, lead, interval))
 			}
 		}
 	}
@@ -238,7 +241,8 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	}
 
 	if hasDemand(spec) {
-		st.noteBurst(proposal, now, lead)
+		// Seen demand against seen demand: a projection switching on is not a burst.
+		st.noteBurst(unprojected, now, lead)
 	}
 	stabilized, l := st.stabilize(spec, current, proposal, unprojected, now)
 	if panicking && proposal > stabilized {
@@ -434,6 +438,17 @@ func leadTime(spec Spec, measured Duration) time.Duration {
 		return measured.D()
 	}
 	return DefaultLeadTime
+}
+
+// projectionHorizon is how far ahead a Demand metric's ramp is projected: to when capacity ordered now
+// serves (the lead time), from when the rate reading describes (half its window ago), until what the next
+// evaluation orders can serve (one interval on).
+func projectionHorizon(d *DemandSource, lead, interval time.Duration) time.Duration {
+	window := d.RateWindow.D()
+	if window <= 0 {
+		window = DefaultRateWindow
+	}
+	return lead + window/2 + interval
 }
 
 // holdForDemand lengthens the scale-down stabilization window to a Demand metric's hold (default twice the

@@ -547,3 +547,20 @@ func TestASteepRampIsARampNotABurst(t *testing.T) {
 		t.Fatalf("a steep ramp: bursts %v\n%s", st.BurstStarts, d.Metrics[0].Note)
 	}
 }
+
+func TestARampIsProjectedToWhenTheNextOrderCouldServe(t *testing.T) {
+	// Busy slots rise 7 a minute (1 req/s a minute at 7 s). Capacity ordered now serves a lead time (3 min)
+	// from now; the 1-minute rate describes the arrivals of 30 s ago; and what the next evaluation orders
+	// serves 15 s after this: 7/60 x 225 s = 26.25 slots.
+	var st State
+	current := int32(6)
+	spec := demandSpec(3 * time.Minute)
+	var d Decision
+	for at := time.Duration(0); at <= 6*time.Minute; at += 15 * time.Second {
+		d = Evaluate(Input{Spec: spec, Observation: demandObs(current, 10+at.Minutes(), 0), EvaluationInterval: Duration(15 * time.Second)}, &st, t0.Add(at))
+		current = d.DesiredReplicas
+	}
+	if !strings.Contains(d.Metrics[0].Note, "rising: +26.25 busy slots") {
+		t.Fatalf("the projection is not over lead + half the rate window + the interval:\n%s", d.Metrics[0].Note)
+	}
+}

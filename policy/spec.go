@@ -112,6 +112,10 @@ type DemandSource struct {
 	// else 4m (EC2 GPU node Ready 70-100 s, GPUs 60 s later, a mirrored image pull and a model load: a
 	// prior that errs long, as capacity ordered early costs minutes and capacity ordered late costs requests).
 	LeadTime Duration `json:"leadTime,omitempty"`
+	// RateWindow is the range of the arrivals query's rate(), such as 1m for rate(x[1m]) (default 1m). A rate
+	// over a window describes the arrivals of about half a window ago, so a ramp is projected that much
+	// further.
+	RateWindow Duration `json:"rateWindow,omitempty"`
 	// HoldFor keeps capacity after the demand falls (default twice the lead time). When bursts recur (the
 	// last two began at most an hour apart), capacity for the next one is ordered ahead of it: the demand
 	// seen one cycle ago over the next lead time and a half.
@@ -143,6 +147,7 @@ const (
 const (
 	DefaultDemandUtilization = 0.8
 	DefaultLeadTime          = 4 * time.Minute // see DemandSource.LeadTime
+	DefaultRateWindow        = time.Minute
 )
 
 // ResourceMetricSource is a resource of the pods (cpu, memory) as the Kubernetes metrics API reports it.

@@ -245,7 +245,8 @@ func (a *autoscaler) evaluate(ctx workflow.Context) {
 	obs.InProgress = a.inProgress()
 	a.lastObs = &obs
 	a.lastInputState = a.c.Policy
-	d := policy.Evaluate(policy.Input{Spec: spec.Spec.Spec, Observation: obs, Overrides: a.policyOverrides(), LeadTime: a.leadTime()}, &a.c.Policy, now)
+	d := policy.Evaluate(policy.Input{Spec: spec.Spec.Spec, Observation: obs, Overrides: a.policyOverrides(), LeadTime: a.leadTime(),
+		EvaluationInterval: spec.Spec.EvaluationInterval}, &a.c.Policy, now)
 	a.act(ctx, spec, &d)
 	a.c.Decisions = append(a.c.Decisions, d)
 	if len(a.c.Decisions) > keepDecisions {

@@ -55,7 +55,8 @@ autoscaler's latest snapshot comes from "llmscaler model status NAME --snapshot"
 					return usageError{err}
 				}
 			}
-			d := policy.Evaluate(policy.Input{Spec: spec.Spec.Spec, Observation: snap.Observation, Overrides: snap.Overrides}, &state, now)
+			d := policy.Evaluate(policy.Input{Spec: spec.Spec.Spec, Observation: snap.Observation, Overrides: snap.Overrides,
+				EvaluationInterval: spec.Spec.EvaluationInterval}, &state, now)
 			return printValue(cmd.OutOrStdout(), output, d, func(w io.Writer) error { return writeDecision(w, d, spec) })
 		},
 	}

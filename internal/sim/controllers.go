@@ -72,7 +72,8 @@ func (a *autoscaler) inProgress() *policy.Action {
 
 func (a *autoscaler) evaluate(s *sim) {
 	obs := s.observe(a.spec, a.inProgress())
-	d := policy.Evaluate(policy.Input{Spec: a.spec, Observation: obs, LeadTime: policy.MeasuredLeadTime(a.leads)}, &a.st, s.now)
+	d := policy.Evaluate(policy.Input{Spec: a.spec, Observation: obs, LeadTime: policy.MeasuredLeadTime(a.leads),
+		EvaluationInterval: s.a.EvaluationInterval}, &a.st, s.now)
 	if a.sagas {
 		a.actLikeTheWorkflow(s, d)
 	} else {
