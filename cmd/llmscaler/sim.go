@@ -73,6 +73,12 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 			if !cmd.Flags().Changed("interval") && spec.Spec.EvaluationInterval > 0 {
 				a.EvaluationInterval = spec.Spec.EvaluationInterval
 			}
+			// The simulator reads the arrival rate over the window the spec's query uses.
+			for _, m := range ours.Metrics {
+				if m.Type == policy.DemandMetric && m.Demand != nil && m.Demand.RateWindow > 0 {
+					a.RateWindow = m.Demand.RateWindow
+				}
+			}
 			if !cmd.Flags().Changed("slo") {
 				if slo := demandSLO(ours); slo != nil {
 					a.SLO = slo.QueueDelay
