@@ -192,9 +192,9 @@ func TestSurgeGivesOneScaleOutAndTheScaleInLosesNothing(t *testing.T) {
 // Shapes the policy was not tuned on, as regression guards: every one loses nothing on scale-in and costs
 // fewer node-hours than the HPA with the Cluster Autoscaler, and none falls more than a point or two below
 // the attainment it reached when these were added. A daily cycle compressed into an hour (demand doubles
-// within a lead time at its foot) was once taken for a burst and met 78%; it meets about 90% now, the ramp
-// still outrunning a projection fitted over two lead times (the HPA on in-flight requests meets 98.7% there,
-// for 45% more node-hours).
+// within a lead time at its foot) was once taken for a burst and met 78%; it meets about 93% now, the ramp
+// still outrunning a straight line fitted over two lead times (the HPA on in-flight requests meets 98.7%
+// there, for 43% more node-hours).
 func TestOnShapesItWasNotTunedOn(t *testing.T) {
 	for _, c := range []struct {
 		name       string
@@ -202,7 +202,7 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 		rate       func(time.Duration) float64
 		attainment float64
 	}{
-		{"a daily cycle in an hour (5-35 req/s)", 2 * time.Hour, func(t time.Duration) float64 { return 20 - 15*math.Cos(2*math.Pi*t.Hours()) }, 0.88},
+		{"a daily cycle in an hour (5-35 req/s)", 2 * time.Hour, func(t time.Duration) float64 { return 20 - 15*math.Cos(2*math.Pi*t.Hours()) }, 0.91},
 		{"spikes to twice the load for 90 s every 7 min", 90 * time.Minute, func(t time.Duration) float64 {
 			if t%(7*time.Minute) < 90*time.Second {
 				return 30
@@ -252,7 +252,7 @@ func compareOn(t *testing.T, reqs []trace.Request) Report {
 func TestOnADailyShapeOursBeatsTheBaselineAndTheStaticSize(t *testing.T) {
 	rep := compareOn(t, synthetic(2*time.Hour, 5, diurnal))
 	ours, hpa, static := find(t, rep, "ours"), find(t, rep, "hpa+ca"), find(t, rep, "static")
-	if ours.SLOAttainment < 0.98 || ours.LostRequests != 0 || ours.GPUNodeHours >= hpa.GPUNodeHours || ours.GPUNodeHours >= static.GPUNodeHours {
+	if ours.SLOAttainment < 0.99 || ours.LostRequests != 0 || ours.GPUNodeHours >= hpa.GPUNodeHours || ours.GPUNodeHours >= static.GPUNodeHours {
 		t.Errorf("ours: %.4f at %.2f node-hours, %d lost; hpa+ca %.2f, %s %.2f", ours.SLOAttainment, ours.GPUNodeHours, ours.LostRequests, hpa.GPUNodeHours, static.Name, static.GPUNodeHours)
 	}
 }
