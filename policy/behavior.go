@@ -7,7 +7,8 @@ import (
 )
 
 // State is what the HPA keeps in memory between evaluations, plus what our extensions need. The workflow
-// keeps it and carries it across continue-as-new; it stays small because old entries are trimmed.
+// keeps it and carries it across continue-as-new; it stays small because old entries are trimmed (the
+// longest kept are the recommendations of one burst cycle, at most an hour of them, while bursts recur).
 type State struct {
 	// Recommendations are the unstabilized recommendations of recent evaluations.
 	Recommendations []TimedRecommendation `json:"recommendations,omitempty"`
@@ -114,10 +115,11 @@ func fitSlope(vs []TimedValue) (slope, lower float64) {
 // handful of readings.
 const maxAutocorrelation = 0.9
 
-// Burst detection for Demand metrics: a burst starts when the demand's proposal for the demand seen (without
-// its projection) reaches burstRatio times the lowest of the last quarter of a lead time; bursts that recur within maxBurstCycle set the hold.
-// A burst is a step, too fast for a trend to follow (a one-minute rate reading spreads a step over about a
-// minute); demand that doubles over a whole lead time is a steep ramp, and its trend is projected.
+// Burst detection for Demand metrics: a burst starts when the proposal for the demand seen (without its
+// projection) reaches burstRatio times the lowest of the last quarter of a lead time; bursts that recur
+// within maxBurstCycle are forecast (cycleForecast). A burst is a step, too fast for a trend to follow (a
+// one-minute rate reading spreads a step over about a minute); demand that doubles over a whole lead time is
+// a steep ramp, and its trend is projected.
 const (
 	burstRatio    = 2
 	maxBurstCycle = time.Hour
@@ -166,7 +168,8 @@ func (s State) cycleForecast(now time.Time, cycle, ahead time.Duration) int32 {
 	from, to := now.Add(-cycle), now.Add(-cycle+ahead)
 	var want int32
 	for _, r := range s.Recommendations {
-		if !r.Time.Before(from) && !r.Time.After(to) {
+		// After `from`, as trim keeps them: a recommendation exactly one cycle old is already gone.
+		if r.Time.After(from) && !r.Time.After(to) {
 			want = max(want, r.Replicas)
 		}
 	}
@@ -177,10 +180,12 @@ func (s State) cycleForecast(now time.Time, cycle, ahead time.Duration) int32 {
 // for the cycle's jitter (burst starts are seen to an evaluation or two).
 func cycleAhead(lead time.Duration) time.Duration { return lead * 3 / 2 }
 
-// TimedRecommendation is one evaluation's recommendation.
+// TimedRecommendation is one evaluation's recommendation: for the demand seen, and with a Demand metric's
+// projected rise when that differs.
 type TimedRecommendation struct {
-	Replicas int32     `json:"replicas"`
-	Time     time.Time `json:"time"`
+	Replicas  int32     `json:"replicas"`
+	Projected int32     `json:"projected,omitempty"`
+	Time      time.Time `json:"time"`
 }
 
 // ScaleEvent is one change of the replica count.
@@ -233,10 +238,12 @@ func longestPeriod(r *ScalingRules) time.Duration {
 // recommendation, within the scale-down window the highest, and bring the current count between them. It
 // records the new (unstabilized) recommendation.
 //
-// It remembers remember, the recommendation without a Demand metric's projected rise: the window holds
-// demand that was seen, not a forecast. Capacity ordered for a ramp that then stops is not kept through the
-// window; a ramp that goes on is soon seen, and then held.
-func (s *State) stabilize(spec Spec, current, desired, remember int32, now time.Time) (int32, Limit) {
+// For a Demand metric's projected rise it records both the recommendation for the demand seen and the
+// projected one. The window holds the demand seen; a projection is held only for projectionHold (the lead
+// time), until the time it was made for: capacity ordered for a ramp is not given back before it serves
+// (nor on every dip of a noisy ramp's slope), and capacity ordered for a ramp that then stopped is not kept
+// through the whole window.
+func (s *State) stabilize(spec Spec, current, desired, seen int32, projectionHold time.Duration, now time.Time) (int32, Limit) {
 	b := spec.Behavior
 	if s.Started.IsZero() {
 		// A new autoscaler knows nothing of the load before it started: it treats the running count as its
@@ -247,7 +254,7 @@ func (s *State) stabilize(spec Spec, current, desired, remember int32, now time.
 	}
 	upWindow := time.Duration(*b.ScaleUp.StabilizationWindowSeconds) * time.Second
 	downWindow := time.Duration(*b.ScaleDown.StabilizationWindowSeconds) * time.Second
-	upCutoff, downCutoff := now.Add(-upWindow), now.Add(-downWindow)
+	upCutoff, downCutoff, projectionCutoff := now.Add(-upWindow), now.Add(-downWindow), now.Add(-projectionHold)
 	upRec, downRec := desired, desired
 	for _, r := range s.Recommendations {
 		if r.Time.After(upCutoff) {
@@ -255,6 +262,9 @@ func (s *State) stabilize(spec Spec, current, desired, remember int32, now time.
 		}
 		if r.Time.After(downCutoff) {
 			downRec = max(downRec, r.Replicas)
+		}
+		if r.Time.After(projectionCutoff) {
+			downRec = max(downRec, r.Projected)
 		}
 	}
 	rec := current
@@ -264,7 +274,11 @@ func (s *State) stabilize(spec Spec, current, desired, remember int32, now time.
 	if rec > downRec {
 		rec = downRec
 	}
-	s.Recommendations = append(s.Recommendations, TimedRecommendation{Replicas: remember, Time: now})
+	r := TimedRecommendation{Replicas: seen, Time: now}
+	if desired != seen {
+		r.Projected = desired
+	}
+	s.Recommendations = append(s.Recommendations, r)
 	var l Limit
 	if rec != desired {
 		if desired >= current {

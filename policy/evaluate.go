@@ -198,7 +198,7 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 			}
 		}
 	}
-	var proposal, unprojected int32
+	var proposal, seen int32
 	invalid := 0
 	var firstInvalid string
 	for _, m := range spec.Metrics {
@@ -215,10 +215,10 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 			proposal = p.Replicas
 		}
 		u := p.Replicas
-		if p.Unprojected > 0 {
-			u = p.Unprojected
+		if p.Unprojected != nil {
+			u = *p.Unprojected
 		}
-		unprojected = max(unprojected, u)
+		seen = max(seen, u)
 	}
 	d.Proposal = proposal
 	if invalid >= len(spec.Metrics) {
@@ -242,9 +242,13 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 
 	if hasDemand(spec) {
 		// Seen demand against seen demand: a projection switching on is not a burst.
-		st.noteBurst(unprojected, now, lead)
+		st.noteBurst(seen, now, lead)
 	}
-	stabilized, l := st.stabilize(spec, current, proposal, unprojected, now)
+	var projectionHold time.Duration
+	if hasDemand(spec) {
+		projectionHold = lead
+	}
+	stabilized, l := st.stabilize(spec, current, proposal, seen, projectionHold, now)
 	if panicking && proposal > stabilized {
 		// A burst cannot wait for the scale-up window.
 		stabilized = proposal

@@ -490,27 +490,56 @@ func TestDemandTrendIgnoresSlowWanderingNoise(t *testing.T) {
 
 func TestDemandHoldsTheDemandSeenNotTheProjection(t *testing.T) {
 	// A ramp of 1 req/s per minute for eight minutes orders for the demand a lead time ahead; then the load
-	// stays flat. The hold (six minutes) keeps the replicas the demand needed, not those projected for a
-	// ramp that stopped.
+	// stays flat. A projection is held for a lead time (until the time it was made for), the demand seen for
+	// the whole hold (six minutes): the replicas the projection ordered are not kept through the hold.
 	lead := 3 * time.Minute
 	spec := demandSpec(lead)
 	rate := func(at time.Duration) float64 { return 10 + min(at, 8*time.Minute).Minutes() }
 	obs := func(at time.Duration, current int32) Observation { return demandObs(current, rate(at), 0) }
 	var st State
 	current := int32(6)
-	peak := int32(0)
-	for at := time.Duration(0); at < 8*time.Minute; at += 15 * time.Second {
+	peak, lastProjected := int32(0), time.Duration(0)
+	for at := time.Duration(0); at < 13*time.Minute; at += 15 * time.Second {
 		d := Evaluate(Input{Spec: spec, Observation: obs(at, current)}, &st, t0.Add(at))
 		current = d.DesiredReplicas
 		peak = max(peak, d.DesiredReplicas)
+		if d.Metrics[0].Unprojected != nil {
+			lastProjected = at
+		}
 	}
 	// 18 req/s x 7 s / 12.8 = 9.84 -> 10 at the top of the ramp; the projection ordered more.
 	if peak <= 10 {
 		t.Fatalf("the ramp was not projected: peak %d", peak)
 	}
-	d := run(&st, spec, 8*time.Minute, 13*time.Minute, &current, obs)
+	// The trend stays significant for a while after the ramp stops; a lead time after its last projection,
+	// within the hold of the seen demand, the count is what the demand needs.
+	d := run(&st, spec, 13*time.Minute, lastProjected+lead+30*time.Second, &current, obs)
 	if d.DesiredReplicas != 10 {
-		t.Fatalf("five minutes after the ramp stopped: %d replicas, want the 10 the demand needs\n%s", d.DesiredReplicas, d.Summary)
+		t.Fatalf("a lead time after the last projection (%s): %d replicas, want the 10 the demand needs\n%s", lastProjected, d.DesiredReplicas, d.Summary)
+	}
+}
+
+func TestANoisyRampIsNotScaledDownOnEveryDipOfItsSlope(t *testing.T) {
+	// A ramp of 1 req/s per minute from 20, read through a 1-minute rate (each reading shares three quarters
+	// of its samples with the last, so the noise wanders by a few req/s): the projection comes and goes with
+	// the noise. Had only the demand seen been held, each time it went the replicas it had ordered would go
+	// too (27 scale-downs in these 30 minutes); the projection is held for a lead time.
+	var st State
+	current := int32(12)
+	spec := demandSpec(4 * time.Minute)
+	noise, downs := 0.0, 0
+	rng := uint64(1)
+	for at := time.Duration(0); at < 30*time.Minute; at += 15 * time.Second {
+		rng = rng*6364136223846793005 + 1442695040888963407
+		noise = 0.75*noise + 4*(float64(rng>>11)/float64(1<<53)-0.5)
+		d := Evaluate(Input{Spec: spec, Observation: demandObs(current, 20+at.Minutes()+noise, 0)}, &st, t0.Add(at))
+		if d.DesiredReplicas < current {
+			downs++
+		}
+		current = d.DesiredReplicas
+	}
+	if downs > 2 {
+		t.Fatalf("%d scale-downs on a rising ramp", downs)
 	}
 }
 

@@ -25,12 +25,13 @@ type MetricProposal struct {
 	// Replicas is the proposal; meaningful unless Invalid is set.
 	Replicas int32 `json:"replicas"`
 	// Unprojected is a Demand metric's proposal for the demand as read, without the rise projected over the
-	// lead time; the scale-down window remembers it, not the projection (see State.stabilize).
-	Unprojected int32 `json:"unprojected,omitempty"`
-	ReadyPods   int   `json:"readyPods,omitempty"`
-	MissingPods int   `json:"missingPods,omitempty"`
-	UnreadyPods int   `json:"unreadyPods,omitempty"`
-	IgnoredPods int   `json:"ignoredPods,omitempty"`
+	// lead time (set when there is a projected rise); the scale-down window holds it for its whole length,
+	// the projection for a lead time (see State.stabilize).
+	Unprojected *int32 `json:"unprojected,omitempty"`
+	ReadyPods   int    `json:"readyPods,omitempty"`
+	MissingPods int    `json:"missingPods,omitempty"`
+	UnreadyPods int    `json:"unreadyPods,omitempty"`
+	IgnoredPods int    `json:"ignoredPods,omitempty"`
 	// RecomputedRatio is the ratio after counting missing and unready pods, when that step ran.
 	RecomputedRatio *float64 `json:"recomputedRatio,omitempty"`
 	// Note explains a proposal that differs from plain ceil(ratio x pods).
@@ -504,7 +505,7 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 		unprojected.demandRise = 0
 		var q MetricProposal
 		demandReplicas(unprojected, d, r, &q)
-		p.Unprojected = q.Replicas
+		p.Unprojected = &q.Replicas
 	}
 }
 

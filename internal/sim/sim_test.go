@@ -299,3 +299,23 @@ func TestOnRecurringBurstsOursLearnsTheCycleAndScalesAheadOfEachBurst(t *testing
 		}
 	}
 }
+
+// Before the trace's first instant Prometheus has no sample: the arrival rate is unreadable (an invalid
+// metric keeps the count), not zero (a zero would read as a ramp from nothing to the trace's load).
+func TestTheArrivalRateIsUnreadableBeforeTheFirstSample(t *testing.T) {
+	spec := exampleSpec(t)
+	s := newSim(DefaultAssumptions(), synthetic(5*time.Minute, 1, func(time.Duration) float64 { return 10 }), &static{replicas: 2})
+	var demand policy.MetricSpec
+	for _, m := range spec.Metrics {
+		if m.Type == policy.DemandMetric {
+			demand = m
+		}
+	}
+	if r := s.read(demand); r.Error == "" || r.Demand != nil {
+		t.Fatalf("at the trace's start: %+v", r)
+	}
+	s.advance(epoch.Add(30 * time.Second))
+	if r := s.read(demand); r.Error != "" || r.Demand == nil {
+		t.Fatalf("30 s in: %+v", r)
+	}
+}
