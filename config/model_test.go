@@ -57,6 +57,8 @@ spec:
     resource: {name: gpu, target: {type: Value, value: 1}}
   - type: Demand
     demand: {arrivals: {name: arrivals, query: "q"}, serviceTimeSeconds: 8, concurrency: 16, rateWindow: -1m}
+  - type: Demand
+    demand: {arrivals: {name: arrivals2, query: "q"}, serviceTimeSeconds: 8, concurrency: 16}
   behavior:
     scaleUp:
       policies: [{type: Percent, value: 100, periodSeconds: 0}]
@@ -78,6 +80,7 @@ spec:
 		"spec.nodeGroup: set gpusPerNode or instanceType",
 		"spec.evaluationInterval: must be at least 1s",
 		"spec.metrics[3].demand.rateWindow: must be >= 0 (got -1m0s)",
+		`spec.metrics[4]: a second metric named "demand": names must be unique`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)

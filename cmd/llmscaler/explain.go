@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -78,13 +79,55 @@ func readSnapshot(file string, stdin io.Reader) (policy.Snapshot, error) {
 		defer f.Close()
 		r = f
 	}
-	dec := json.NewDecoder(r)
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return policy.Snapshot{}, fmt.Errorf("reading snapshot %s: %w", file, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(withoutRetiredStateFields(b)))
 	dec.DisallowUnknownFields()
 	var s policy.Snapshot
 	if err := dec.Decode(&s); err != nil {
 		return policy.Snapshot{}, fmt.Errorf("snapshot %s is not valid: %w", file, err)
 	}
 	return s, nil
+}
+
+// retiredStateFields are state fields that older versions wrote and this one no longer has: "arrivals",
+// the arrival-rate readings of the Demand trend before it was fitted on busy slots ("demand"). A snapshot
+// taken from an older autoscaler still explains; its trend starts afresh, as the workflow's does.
+var retiredStateFields = []string{"arrivals"}
+
+// withoutRetiredStateFields drops retiredStateFields from a snapshot's state, so that the strict decoding
+// still names every other unknown field; input that is not a JSON object is returned as it is, for the
+// decoder to report.
+func withoutRetiredStateFields(b []byte) []byte {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(b, &top) != nil {
+		return b
+	}
+	var state map[string]json.RawMessage
+	if json.Unmarshal(top["state"], &state) != nil {
+		return b
+	}
+	dropped := false
+	for _, f := range retiredStateFields {
+		if _, ok := state[f]; ok {
+			delete(state, f)
+			dropped = true
+		}
+	}
+	if !dropped {
+		return b
+	}
+	var err error
+	if top["state"], err = json.Marshal(state); err != nil {
+		return b
+	}
+	out, err := json.Marshal(top)
+	if err != nil {
+		return b
+	}
+	return out
 }
 
 // writeDecision prints a decision record for people.

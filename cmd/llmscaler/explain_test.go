@@ -70,3 +70,30 @@ func TestExplainBadInputIsAUsageError(t *testing.T) {
 		}
 	}
 }
+
+func TestExplainReadsASnapshotFromBeforeTheTrendFittedBusySlots(t *testing.T) {
+	snap, err := os.ReadFile("testdata/snapshot.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var top map[string]any
+	if err := json.Unmarshal(snap, &top); err != nil {
+		t.Fatal(err)
+	}
+	state, _ := top["state"].(map[string]any)
+	if state == nil {
+		state = map[string]any{}
+	}
+	// An older autoscaler's trend readings, and a field no version ever had.
+	state["arrivals"] = []any{map[string]any{"value": 12.5, "time": "2026-11-20T10:00:00Z"}}
+	top["state"] = state
+	old, _ := json.Marshal(top)
+	if _, errOut, code := runCLI(t, string(old), "explain", "-f", "testdata/model.yaml", "--snapshot", "-"); code != exitOK {
+		t.Fatalf("an older snapshot: exit %d: %s", code, errOut)
+	}
+	state["arrivalz"] = 1
+	typo, _ := json.Marshal(top)
+	if _, errOut, code := runCLI(t, string(typo), "explain", "-f", "testdata/model.yaml", "--snapshot", "-"); code != exitUsage || !strings.Contains(errOut, `unknown field "arrivalz"`) {
+		t.Fatalf("a misspelt state field: exit %d: %s", code, errOut)
+	}
+}
