@@ -245,8 +245,8 @@ func (a *autoscaler) evaluate(ctx workflow.Context) {
 	obs.InProgress = a.inProgress()
 	a.lastObs = &obs
 	a.lastInputState = a.c.Policy
-	d := policy.Evaluate(policy.Input{Spec: spec.Spec.Spec, Observation: obs, Overrides: a.policyOverrides(), LeadTime: a.leadTime(),
-		EvaluationInterval: spec.Spec.EvaluationInterval}, &a.c.Policy, now)
+	d := a.decide(ctx, policy.Input{Spec: spec.Spec.Spec, Observation: obs, Overrides: a.policyOverrides(), LeadTime: a.leadTime(),
+		EvaluationInterval: spec.Spec.EvaluationInterval}, now)
 	a.act(ctx, spec, &d)
 	a.c.Decisions = append(a.c.Decisions, d)
 	if len(a.c.Decisions) > keepDecisions {
@@ -258,6 +258,40 @@ func (a *autoscaler) evaluate(ctx workflow.Context) {
 // leadTime is the lead time measured from the last successful scale-outs, each from the last capacity it
 // ordered (its start, or its target's last raise) to its replicas serving: Demand metrics size the backlog
 // and project the trend with it. Zero when none succeeded yet.
+// evaluatePolicy is the policy the loop runs (a variable so that a test can replay a history under another).
+var evaluatePolicy = policy.Evaluate
+
+// decided is one evaluation's decision and the policy state it leaves, as recorded in the history.
+type decided struct {
+	Decision policy.Decision `json:"decision"`
+	State    policy.State    `json:"state"`
+}
+
+// decide runs the policy and records its decision and the state it leaves in the history (a side-effect
+// marker). A worker running a newer policy then replays this run's past decisions as they were made, instead
+// of deciding them anew: a decision that came out differently would start a different action and fail the
+// replay, so without the record every policy change would break the autoscalers running across the upgrade.
+// Runs that began before decisions were recorded (no version marker) still decide in workflow code.
+func (a *autoscaler) decide(ctx workflow.Context, in policy.Input, now time.Time) policy.Decision {
+	if workflow.GetVersion(ctx, "recorded-decisions", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return evaluatePolicy(in, &a.c.Policy, now)
+	}
+	from := a.c.Policy
+	var out decided
+	err := workflow.SideEffect(ctx, func(workflow.Context) any {
+		st := from
+		d := evaluatePolicy(in, &st, now)
+		return decided{Decision: d, State: st}
+	}).Get(&out)
+	if err != nil {
+		// Only a payload this code cannot read (a newer worker's record) fails here: decide again.
+		workflow.GetLogger(ctx).Warn("reading a recorded decision; deciding again", "error", err)
+		return evaluatePolicy(in, &a.c.Policy, now)
+	}
+	a.c.Policy = out.State
+	return out.Decision
+}
+
 func (a *autoscaler) leadTime() policy.Duration {
 	var ds []time.Duration
 	for i := len(a.c.Actions) - 1; i >= 0 && len(ds) < 5; i-- {

@@ -3,10 +3,13 @@ package workflows_test
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	sdkworker "go.temporal.io/sdk/worker"
 
+	"github.com/llmscaler/llmscaler/policy"
 	"github.com/llmscaler/llmscaler/worker"
+	"github.com/llmscaler/llmscaler/workflows"
 )
 
 // TestReplayRecordedHistories replays histories recorded on the dev server (make replay-histories) against
@@ -27,5 +30,44 @@ func TestReplayRecordedHistories(t *testing.T) {
 				t.Fatalf("replaying %s: %v", f, err)
 			}
 		})
+	}
+}
+
+// TestRecordedDecisionsReplayUnderAnotherPolicy replays the autoscaler histories under a policy that decides
+// otherwise (every evaluation wants five more replicas): each decision is read from its record in the
+// history, so a release that changes the policy does not break the autoscalers running across the upgrade.
+// The runs from before decisions were recorded (v0-*-before-recorded-decisions) decide in workflow code,
+// and fail under it: the check has teeth.
+func TestRecordedDecisionsReplayUnderAnotherPolicy(t *testing.T) {
+	restore := workflows.SetPolicyForTest(func(in policy.Input, st *policy.State, now time.Time) policy.Decision {
+		d := policy.Evaluate(in, st, now)
+		d.DesiredReplicas = d.CommittedReplicas + 5
+		d.Action = policy.ScaleOut
+		d.Nodes.Target, d.Nodes.Add = d.Nodes.Requested+5, 5
+		return d
+	})
+	defer restore()
+	recorded, err := filepath.Glob("testdata/histories/*-autoscaler.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := filepath.Glob("testdata/histories/v0-*-autoscaler-before-recorded-decisions.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recorded) == 0 || len(old) == 0 {
+		t.Fatalf("want autoscaler histories with and without recorded decisions; have %d and %d", len(recorded), len(old))
+	}
+	r := sdkworker.NewWorkflowReplayer()
+	worker.RegisterWorkflows(r)
+	for _, f := range recorded {
+		if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
+			t.Errorf("%s under another policy: %v", filepath.Base(f), err)
+		}
+	}
+	for _, f := range old {
+		if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err == nil {
+			t.Errorf("%s (decisions not recorded) replayed under another policy: the test has no teeth", filepath.Base(f))
+		}
 	}
 }
