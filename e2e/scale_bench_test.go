@@ -384,9 +384,9 @@ func runScale(t testing.TB, cfg scaleConfig) scaleResult {
 	_, res.minTicks = fake.ticked(0, cfg.models)
 	res.sdkWarnings = logger.n.Load()
 
-	// History: events per tick between the window's first and last markers (one marker per tick: the local
-	// activity's result), bytes per event from the server's own history size, and where the time between
-	// ticks goes.
+	// History: events per tick between the window's first and last observation markers (one per tick: the
+	// local activity's result), bytes per event from the server's own history size, and where the time
+	// between ticks goes.
 	var events, ticks, dLen, dBytes int64
 	res.eventTypes = map[enumspb.EventType]float64{}
 	res.taskTimeouts = map[string]float64{}
@@ -457,7 +457,10 @@ type historyStats struct {
 	timeouts map[string]int64
 }
 
-// analyzeHistory reads the ticks whose markers fall in [from, to].
+// localActivityMarker names the marker a local activity's result is recorded in (the SDK's).
+const localActivityMarker = "LocalActivity"
+
+// analyzeHistory reads the ticks whose observation markers fall in [from, to].
 func analyzeHistory(h []*historypb.HistoryEvent, from, to time.Time, interval time.Duration) historyStats {
 	s := historyStats{types: map[enumspb.EventType]int64{}, timeouts: map[string]int64{}}
 	in := func(ts time.Time) bool { return !ts.Before(from) && !ts.After(to) }
@@ -469,7 +472,8 @@ func analyzeHistory(h []*historypb.HistoryEvent, from, to time.Time, interval ti
 		ts := ev.GetEventTime().AsTime()
 		switch ev.GetEventType() {
 		case enumspb.EVENT_TYPE_MARKER_RECORDED:
-			if in(ts) {
+			// A tick is its observation (the local activity's marker); the recorded decision is a second.
+			if in(ts) && ev.GetMarkerRecordedEventAttributes().GetMarkerName() == localActivityMarker {
 				if first == 0 {
 					first = ev.GetEventId()
 				} else {
@@ -863,8 +867,8 @@ func TestOrchestratorScaleSmoke(t *testing.T) {
 	if r.eventsPerTick < 3 || r.eventsPerTick > 8 {
 		t.Errorf("a no-op tick adds %.2f history events; expected 3..8 (by type: %v)", r.eventsPerTick, r.eventTypes)
 	}
-	if r.eventTypes[enumspb.EVENT_TYPE_MARKER_RECORDED] != 1 {
-		t.Errorf("expected one local-activity marker per tick, got %.2f", r.eventTypes[enumspb.EVENT_TYPE_MARKER_RECORDED])
+	if r.eventTypes[enumspb.EVENT_TYPE_MARKER_RECORDED] != 2 {
+		t.Errorf("expected two markers per tick (the observation, the recorded decision), got %.2f", r.eventTypes[enumspb.EVENT_TYPE_MARKER_RECORDED])
 	}
 	if r.bytesPerTick <= 0 {
 		t.Errorf("history bytes per tick: %.0f", r.bytesPerTick)
