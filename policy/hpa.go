@@ -361,6 +361,13 @@ func usageRatioReplicas(in calcInput, usageRatio float64, p *MetricProposal) {
 // perPodTotalReplicas is GetObjectPerPodMetricReplicas / GetExternalPerPodMetricReplicas: a total divided
 // by a per-pod target.
 func perPodTotalReplicas(in calcInput, usageMilli, targetMilli int64, p *MetricProposal) {
+	if in.current == 0 {
+		// At zero replicas (waking from zero) the total in replicas' worth says how many to start; a ratio
+		// to zero replicas would be infinite, and a decision must encode as JSON (it is recorded).
+		p.Ratio = float64(usageMilli) / float64(targetMilli)
+		p.Replicas = ceilReplicas(p.Ratio)
+		return
+	}
 	replicas := in.current
 	ratio := float64(usageMilli) / (float64(targetMilli) * float64(replicas))
 	p.Ratio = ratio

@@ -118,6 +118,11 @@ func FuzzEvaluate(f *testing.F) {
 	seed(queueSpec(1, 10, nil), observeQueue(3, 7))
 	seed(Spec{MinReplicas: 1, MaxReplicas: 20, Metrics: []MetricSpec{cpuUtil(50), external("q", ValueTarget, 3)},
 		Panic: &PanicSpec{}, ScaleToZero: &ScaleToZeroSpec{Activation: MetricIdentifier{Name: "q"}}}, observeQueue(4, 9))
+	// Waking from zero on an External AverageValue metric: once a ratio to zero replicas (+Inf).
+	wake := Spec{MinReplicas: 1, MaxReplicas: 10, Metrics: []MetricSpec{external("gateway_queue", AverageValueTarget, 5)},
+		ScaleToZero: &ScaleToZeroSpec{Activation: MetricIdentifier{Name: "gateway_queue"}}}
+	seed(wake, Observation{SpecReplicas: 0, Activation: f64(22), Metrics: []MetricReading{{Name: "gateway_queue", Value: f64(22)}}, Group: bigGroup})
+	seed(wake, Observation{SpecReplicas: 0, Activation: f64(1), Metrics: []MetricReading{{Name: "gateway_queue", Value: f64(0)}}, Group: bigGroup})
 	f.Add([]byte(`{"spec":{"minReplicas":2,"maxReplicas":1,"metrics":[{"type":"Resource"}]},"observation":{"specReplicas":-3}}`))
 	f.Add([]byte(`{"spec":{"maxReplicas":5,"metrics":[{"type":"Pods","pods":{"metric":{"name":"q"},"target":{"type":"AverageValue","averageValue":0}}}]},"observation":{"specReplicas":2,"pods":[{"name":"a","phase":"Running"}],"metrics":[{"name":"q","pods":[{"pod":"a","value":1e308}]}]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -139,6 +144,13 @@ func FuzzEvaluate(f *testing.F) {
 		}
 		if d.Summary == "" {
 			t.Fatal("no summary")
+		}
+		// The workflow records every decision and the state it leaves in its history, as JSON: no NaN or Inf.
+		if _, err := json.Marshal(d); err != nil {
+			t.Fatalf("the decision does not encode: %v\n%s", err, d.Summary)
+		}
+		if _, err := json.Marshal(st); err != nil {
+			t.Fatalf("the state does not encode: %v", err)
 		}
 	})
 }

@@ -255,9 +255,6 @@ func (a *autoscaler) evaluate(ctx workflow.Context) {
 	a.publish(ctx)
 }
 
-// leadTime is the lead time measured from the last successful scale-outs, each from the last capacity it
-// ordered (its start, or its target's last raise) to its replicas serving: Demand metrics size the backlog
-// and project the trend with it. Zero when none succeeded yet.
 // evaluatePolicy is the policy the loop runs (a variable so that a test can replay a history under another).
 var evaluatePolicy = policy.Evaluate
 
@@ -271,7 +268,9 @@ type decided struct {
 // marker). A worker running a newer policy then replays this run's past decisions as they were made, instead
 // of deciding them anew: a decision that came out differently would start a different action and fail the
 // replay, so without the record every policy change would break the autoscalers running across the upgrade.
-// Runs that began before decisions were recorded (no version marker) still decide in workflow code.
+// Runs that began before decisions were recorded (no version marker) still decide in workflow code, until
+// they continue-as-new. Only the policy's evaluation is recorded: policy.NextStep and the lead time
+// measurement still run in workflow code, and a change to them still needs a version.
 func (a *autoscaler) decide(ctx workflow.Context, in policy.Input, now time.Time) policy.Decision {
 	if workflow.GetVersion(ctx, "recorded-decisions", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return evaluatePolicy(in, &a.c.Policy, now)
@@ -284,14 +283,18 @@ func (a *autoscaler) decide(ctx workflow.Context, in policy.Input, now time.Time
 		return decided{Decision: d, State: st}
 	}).Get(&out)
 	if err != nil {
-		// Only a payload this code cannot read (a newer worker's record) fails here: decide again.
-		workflow.GetLogger(ctx).Warn("reading a recorded decision; deciding again", "error", err)
-		return evaluatePolicy(in, &a.c.Policy, now)
+		// A record this code cannot read (a field whose type changed): deciding again would be the replay
+		// failure the record is there to prevent, so fail the workflow task, visibly, until a worker that
+		// reads it takes over.
+		panic(fmt.Sprintf("reading the recorded decision: %v", err))
 	}
 	a.c.Policy = out.State
 	return out.Decision
 }
 
+// leadTime is the lead time measured from the last successful scale-outs, each from the last capacity it
+// ordered (its start, or its target's last raise) to its replicas serving: Demand metrics size the backlog
+// and project the trend with it. Zero when none succeeded yet.
 func (a *autoscaler) leadTime() policy.Duration {
 	var ds []time.Duration
 	for i := len(a.c.Actions) - 1; i >= 0 && len(ds) < 5; i-- {

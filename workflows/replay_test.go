@@ -41,6 +41,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 func TestRecordedDecisionsReplayUnderAnotherPolicy(t *testing.T) {
 	restore := workflows.SetPolicyForTest(func(in policy.Input, st *policy.State, now time.Time) policy.Decision {
 		d := policy.Evaluate(in, st, now)
+		// (The state it leaves cannot be checked by a replay: it changes no command until the next decision.)
 		d.DesiredReplicas = d.CommittedReplicas + 5
 		d.Action = policy.ScaleOut
 		d.Nodes.Target, d.Nodes.Add = d.Nodes.Requested+5, 5
