@@ -210,10 +210,36 @@ func (s *State) trim(spec Spec, now time.Time, cycle time.Duration) {
 	b := spec.Behavior
 	window := time.Duration(max(*b.ScaleUp.StabilizationWindowSeconds, *b.ScaleDown.StabilizationWindowSeconds)) * time.Second
 	// A burst cycle's forecast reads the recommendations of one cycle ago.
-	window = max(window, cycle)
-	s.Recommendations = keepAfter(s.Recommendations, now.Add(-window), func(r TimedRecommendation) time.Time { return r.Time })
+	s.Recommendations = keepAfter(s.Recommendations, now.Add(-max(window, cycle)), func(r TimedRecommendation) time.Time { return r.Time })
+	s.Recommendations = compactBefore(s.Recommendations, now.Add(-window))
 	s.ScaleUpEvents = keepAfter(s.ScaleUpEvents, now.Add(-longestPeriod(b.ScaleUp)), func(e ScaleEvent) time.Time { return e.Time })
 	s.ScaleDownEvents = keepAfter(s.ScaleDownEvents, now.Add(-longestPeriod(b.ScaleDown)), func(e ScaleEvent) time.Time { return e.Time })
+}
+
+// compactBefore keeps one recommendation a minute, the highest at the minute's first time, of those at or
+// before cutoff. Older than the
+// stabilization windows, recommendations serve only the burst cycle's forecast, the highest over a lead time
+// and a half one cycle ago, where a minute's highest is as good; an hour of them is then 60 entries, not 240,
+// in the state every evaluation records.
+func compactBefore(recs []TimedRecommendation, cutoff time.Time) []TimedRecommendation {
+	n := 0
+	for n < len(recs) && !recs[n].Time.After(cutoff) {
+		n++
+	}
+	if n < 2 {
+		return recs
+	}
+	out := make([]TimedRecommendation, 0, len(recs))
+	for _, r := range recs[:n] {
+		r.Projected = 0 // a projection is held for a lead time only, within the windows
+		if last := len(out) - 1; last >= 0 && out[last].Time.Truncate(time.Minute).Equal(r.Time.Truncate(time.Minute)) {
+			// At the minute's first time: the forecast then sees a burst start early rather than late.
+			out[last].Replicas = max(out[last].Replicas, r.Replicas)
+			continue
+		}
+		out = append(out, r)
+	}
+	return append(out, recs[n:]...)
 }
 
 func keepAfter[T any](items []T, cutoff time.Time, at func(T) time.Time) []T {

@@ -593,3 +593,30 @@ func TestARampIsProjectedToWhenTheNextOrderCouldServe(t *testing.T) {
 		t.Fatalf("the projection is not over lead + half the rate window + the interval:\n%s", d.Metrics[0].Note)
 	}
 }
+
+func TestRecommendationsOlderThanTheWindowsAreKeptOneAMinute(t *testing.T) {
+	// Recurring bursts keep a cycle (20 minutes) of recommendations for the forecast; past the windows one a
+	// minute, the highest, is kept: the state every evaluation records stays small.
+	rate := func(at time.Duration) float64 {
+		if at%(20*time.Minute) >= 10*time.Minute && at%(20*time.Minute) < 14*time.Minute {
+			return 20
+		}
+		return 2
+	}
+	spec := demandSpec(3 * time.Minute)
+	var st State
+	current := int32(2)
+	bursts(&st, spec, 0, 47*time.Minute, rate, &current)
+	if st.burstCycle(t0.Add(47*time.Minute)) != 20*time.Minute {
+		t.Fatalf("no cycle learned: %v", st.BurstStarts)
+	}
+	// The scale-down window (the HPA's 300 s, the hold of 6 min) at 15 s: 24; the rest of the cycle: 14 minutes.
+	if n := len(st.Recommendations); n > 24+15 {
+		t.Fatalf("%d recommendations kept for a 20-minute cycle", n)
+	}
+	for i := 1; i < len(st.Recommendations); i++ {
+		if !st.Recommendations[i].Time.After(st.Recommendations[i-1].Time) {
+			t.Fatalf("recommendations out of order at %d", i)
+		}
+	}
+}
