@@ -38,9 +38,10 @@ type TimedValue struct {
 const minTrendPoints = 6
 
 // demandTrend records a Demand metric's busy slots (arrival rate x service time) and returns the rise
-// expected over the horizon (the lead time and a little more: see projectionHorizon). Capacity ordered now serves a lead time from now; on a sustained ramp it must
-// be sized for the demand then. The trend is the demand, not the arrival rate: when requests come faster but
-// shorter (as on the Azure conversation trace) the slots they hold need not rise at all.
+// expected over the horizon (the lead time and a little more: see projectionHorizon). Capacity ordered now
+// serves a lead time from now; on a sustained ramp it must be sized for the demand then. The trend is the
+// demand, not the arrival rate: when requests come faster but shorter (as on the Azure conversation trace)
+// the slots they hold need not rise at all.
 //
 // It projects only a ramp the readings show beyond doubt: the least-squares slope over the last two lead
 // times must be positive at 95% confidence, with the standard error widened for the readings'

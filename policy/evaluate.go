@@ -240,12 +240,10 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 		d.Panic = panicking
 	}
 
+	var projectionHold time.Duration
 	if hasDemand(spec) {
 		// Seen demand against seen demand: a projection switching on is not a burst.
 		st.noteBurst(seen, now, lead)
-	}
-	var projectionHold time.Duration
-	if hasDemand(spec) {
 		projectionHold = lead
 	}
 	stabilized, l := st.stabilize(spec, current, proposal, seen, projectionHold, now)

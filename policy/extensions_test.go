@@ -351,22 +351,20 @@ func TestDemandOrdersForTheDemandAtTheEndOfTheLeadTimeOnARamp(t *testing.T) {
 
 // bursts evaluates a Demand spec every 15 s for the given time, the arrival rate from rate(t).
 func bursts(st *State, spec Spec, from, to time.Duration, rate func(time.Duration) float64, current *int32) Decision {
-	var d Decision
-	for at := from; at < to; at += 15 * time.Second {
-		d = Evaluate(Input{Spec: spec, Observation: demandObs(*current, rate(at), 0)}, st, t0.Add(at))
-		*current = d.DesiredReplicas
+	return run(st, spec, from, to, current, func(at time.Duration, current int32) Observation { return demandObs(current, rate(at), 0) })
+}
+
+// burstsEvery20Minutes is 2 req/s with bursts of 20 req/s for 4 minutes every 20 minutes (from minute 10).
+func burstsEvery20Minutes(at time.Duration) float64 {
+	if at%(20*time.Minute) >= 10*time.Minute && at%(20*time.Minute) < 14*time.Minute {
+		return 20
 	}
-	return d
+	return 2
 }
 
 func TestDemandNeitherExtrapolatesABurstNorMissesTheNextOfRecurringBursts(t *testing.T) {
 	// 2 req/s, with bursts of 20 req/s for 4 minutes every 20 minutes; lead time 3 minutes.
-	rate := func(at time.Duration) float64 {
-		if at%(20*time.Minute) >= 10*time.Minute && at%(20*time.Minute) < 14*time.Minute {
-			return 20
-		}
-		return 2
-	}
+	rate := burstsEvery20Minutes
 	spec := demandSpec(3 * time.Minute)
 	var st State
 	current := int32(2)
@@ -597,12 +595,7 @@ func TestARampIsProjectedToWhenTheNextOrderCouldServe(t *testing.T) {
 func TestRecommendationsOlderThanTheWindowsAreKeptOneAMinute(t *testing.T) {
 	// Recurring bursts keep a cycle (20 minutes) of recommendations for the forecast; past the windows one a
 	// minute, the highest, is kept: the state every evaluation records stays small.
-	rate := func(at time.Duration) float64 {
-		if at%(20*time.Minute) >= 10*time.Minute && at%(20*time.Minute) < 14*time.Minute {
-			return 20
-		}
-		return 2
-	}
+	rate := burstsEvery20Minutes
 	spec := demandSpec(3 * time.Minute)
 	var st State
 	current := int32(2)
