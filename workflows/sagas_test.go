@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -194,6 +196,109 @@ func TestScaleInCancelledMidDrainRestoresTheNode(t *testing.T) {
 	}
 	if restored != 3 {
 		t.Fatalf("the Deployment was put back to %d replicas, want 3", restored)
+	}
+	env.AssertNotCalled(t, "TerminateNode", mock.Anything, mock.Anything)
+}
+
+func twoVictims() workflows.ScaleInInput {
+	in := scaleInInput()
+	in.FromReplicas, in.TargetReplicas = 4, 2
+	in.Victims = []policy.Victim{{Node: "n1", InstanceID: "i-1", Pods: []string{"p1"}}, {Node: "n2", InstanceID: "i-2", Pods: []string{"p2"}}}
+	return in
+}
+
+// targetsOn answers PodTargets with the pod named after the node (n1: p1).
+func targetsOn(_ context.Context, in activities.PodTargetsInput) ([]traffic.Target, error) {
+	if in.Node != "" {
+		return []traffic.Target{{Pod: "p" + in.Node[1:], Node: in.Node}}, nil
+	}
+	var out []traffic.Target
+	for _, p := range in.Pods {
+		out = append(out, traffic.Target{Pod: p})
+	}
+	return out, nil
+}
+
+// Every victim leaves the load balancer and is cordoned before the first drain, so that their requests
+// finish in parallel; the drains then run one at a time, each from the count the one before left.
+func TestScaleInTakesEveryVictimOutOfServiceBeforeTheFirstDrain(t *testing.T) {
+	env := newEnv(t)
+	var steps []string
+	env.OnActivity(nodes.CheckRemovable, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(cluster.PodTargets, mock.Anything, mock.Anything).Return(targetsOn)
+	env.OnActivity(traf.DeregisterTargets, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		steps = append(steps, "deregister "+args.Get(1).(activities.TrafficInput).Targets[0].Pod)
+	}).Return(nil)
+	env.OnActivity(cluster.Cordon, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		steps = append(steps, "cordon "+args.Get(1).(activities.CordonInput).Node)
+	}).Return(nil)
+	env.OnActivity(cluster.DrainNode, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.DrainInput) (activities.DrainResult, error) {
+			steps = append(steps, fmt.Sprintf("drain %s from %d", in.Node, in.FromReplicas))
+			return activities.DrainResult{Evicted: []string{"p" + in.Node[1:]}, Replicas: in.FromReplicas - 1}, nil
+		})
+	env.OnActivity(nodes.TerminateNode, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		steps = append(steps, "terminate "+args.Get(1).(activities.TerminateNodeInput).Node.Name)
+	}).Return(nil)
+
+	env.ExecuteWorkflow(workflows.ScaleInWorkflowName, twoVictims())
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res workflows.ScaleResult
+	_ = env.GetWorkflowResult(&res)
+	firstDrain := slices.IndexFunc(steps, func(s string) bool { return strings.HasPrefix(s, "drain") })
+	before := steps[:max(firstDrain, 0)]
+	for _, want := range []string{"deregister p1", "deregister p2", "cordon n1", "cordon n2"} {
+		if !slices.Contains(before, want) {
+			t.Fatalf("%q did not happen before the first drain: %v", want, steps)
+		}
+	}
+	if after := strings.Join(steps[firstDrain:], ", "); after != "drain n1 from 4, terminate n1, drain n2 from 3, terminate n2" {
+		t.Fatalf("after taking the victims out: %s", after)
+	}
+	if res.Replicas != 2 || len(res.Removed) != 2 {
+		t.Fatalf("result %+v, want 2 replicas and both nodes removed", res)
+	}
+}
+
+// A drain that cannot finish restores its node and every victim not drained yet; nothing is terminated.
+func TestScaleInRestoresTheVictimsNotDrainedWhenADrainFails(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(nodes.CheckRemovable, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(cluster.PodTargets, mock.Anything, mock.Anything).Return(targetsOn)
+	env.OnActivity(traf.DeregisterTargets, mock.Anything, mock.Anything).Return(nil)
+	uncordoned := map[string]bool{}
+	env.OnActivity(cluster.Cordon, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		if in := args.Get(1).(activities.CordonInput); !in.Unschedule {
+			uncordoned[in.Node] = true
+		}
+	}).Return(nil)
+	env.OnActivity(cluster.DrainNode, mock.Anything, mock.Anything).Return(activities.DrainResult{},
+		temporal.NewNonRetryableApplicationError("node n1: evicted pods still terminating at the deadline: p1", activities.ErrDrainTimeout, nil)).Once()
+	var counts []int32
+	env.OnActivity(cluster.ScaleDeployment, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		counts = append(counts, args.Get(1).(activities.ScaleDeploymentInput).Replicas)
+	}).Return(activities.ScaleDeploymentResult{}, nil)
+	var registered []string
+	env.OnActivity(traf.RegisterTargets, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		for _, tg := range args.Get(1).(activities.TrafficInput).Targets {
+			registered = append(registered, tg.Pod)
+		}
+	}).Return(nil)
+
+	env.ExecuteWorkflow(workflows.ScaleInWorkflowName, twoVictims())
+	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "still terminating") {
+		t.Fatalf("error %v, want the drain's", err)
+	}
+	slices.Sort(registered)
+	if !uncordoned["n1"] || !uncordoned["n2"] || fmt.Sprint(registered) != "[p1 p2]" {
+		t.Fatalf("uncordoned %v, registered again %v: want both victims back in service", uncordoned, registered)
+	}
+	for _, c := range counts {
+		if c != 4 {
+			t.Fatalf("the Deployment was set to %v, want it kept at 4", counts)
+		}
 	}
 	env.AssertNotCalled(t, "TerminateNode", mock.Anything, mock.Anything)
 }

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,76 +10,35 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/llmscaler/llmscaler/activities"
+	"github.com/llmscaler/llmscaler/policy"
 	"github.com/llmscaler/llmscaler/traffic"
 )
 
-// ScaleIn is the scale-in saga, one victim node at a time: check that the group will let the node go (never
-// drain a node the group would refuse to terminate), take its pods out of the load balancer, cordon it,
-// drain it through the Eviction API with grace (PodDisruptionBudgets honoured, in-flight requests finish,
-// each evicted replica taken off the Deployment), then terminate it and shrink the group. Extra pods to
-// remove come off last, through the Deployment with pod-deletion-cost.
+// ScaleIn is the scale-in saga. Every victim node is first taken out of service at once: the group is asked
+// whether it will let the node go (a node it would refuse to terminate is never drained), its pods leave the
+// load balancer, and it is cordoned. Their requests then finish in parallel, with no new ones arriving, while
+// the nodes are drained one at a time through the Eviction API with grace (PodDisruptionBudgets honoured,
+// each evicted replica taken off the Deployment), each terminated and the group shrunk. Extra pods to remove
+// come off last, through the Deployment with pod-deletion-cost.
 //
-// If a drain cannot finish before its deadline, or the saga is cancelled because load returned, the node
-// is restored to service (uncordoned, the Deployment's count put back, targets registered again) and the
-// reason recorded. No pod is ever deleted by force.
+// If a victim cannot be taken out or drained before its deadline, or the saga is cancelled because load
+// returned, that node and every victim not yet drained are restored to service (uncordoned, the
+// Deployment's count put back, targets registered again) and the reason recorded. No pod is ever deleted by
+// force.
 func ScaleIn(ctx workflow.Context, in ScaleInInput) (ScaleResult, error) {
 	m := in.Model
 	replicas := in.FromReplicas
 	result := ScaleResult{Replicas: replicas}
 	lbOn := m.LoadBalancer.Mode != "none"
 
-	for _, v := range in.Victims {
-		node := activities.NodeRef{Name: v.Node, InstanceID: v.InstanceID}
-		err := workflow.ExecuteActivity(quick(ctx, fmt.Sprintf("check that %s may leave %s", v.Node, m.Group.Group)),
-			nodesActs.CheckRemovable, activities.CheckRemovableInput{Group: m.Group, Node: node}).Get(ctx, nil)
-		if isType(err, activities.ErrNotRemovable) {
-			result.Skipped = append(result.Skipped, v.Node+": "+appMessage(err))
-			continue
-		}
-		if err != nil {
+	// Runs started before the victims were taken out together drained each node from start to end in turn:
+	// a large scale-in waited for every node's requests one node after another.
+	if workflow.GetVersion(ctx, "victims-out-together", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		if err := scaleInOneNodeAtATime(ctx, in, &replicas, &result); err != nil {
 			return result, err
 		}
-
-		var targets []traffic.Target
-		if lbOn && len(v.Pods) > 0 {
-			if err := workflow.ExecuteActivity(quick(ctx, "list the load balancer targets on "+v.Node), clusterActs.PodTargets,
-				activities.PodTargetsInput{Deployment: m.Deployment, Node: v.Node}).Get(ctx, &targets); err != nil {
-				return result, err
-			}
-			if len(targets) > 0 {
-				err := workflow.ExecuteActivity(waiting(ctx, fmt.Sprintf("take %d target(s) on %s out of the load balancer", len(targets), v.Node), in.DrainTimeout.D()),
-					trafficActs.DeregisterTargets, activities.TrafficInput{Mode: m.LoadBalancer.Mode, Config: m.LoadBalancer.Config, Targets: targets}).Get(ctx, nil)
-				if err != nil {
-					restoreNode(ctx, m, v.Node, replicas, targets)
-					return result, err
-				}
-			}
-		}
-		if err := workflow.ExecuteActivity(quick(ctx, "cordon "+v.Node), clusterActs.Cordon,
-			activities.CordonInput{Node: v.Node, Unschedule: true}).Get(ctx, nil); err != nil {
-			restoreNode(ctx, m, v.Node, replicas, targets)
-			return result, err
-		}
-		grace := "the pods' own grace period"
-		if in.DrainGrace > 0 {
-			grace = "grace " + in.DrainGrace.String()
-		}
-		var drained activities.DrainResult
-		err = workflow.ExecuteActivity(waiting(ctx, fmt.Sprintf("drain node %s, %s", v.Node, grace), in.DrainTimeout.D()), clusterActs.DrainNode,
-			activities.DrainInput{Deployment: m.Deployment, Node: v.Node, FromReplicas: replicas, GracePeriod: in.DrainGrace.D(),
-				Deadline: workflow.Now(ctx).Add(in.DrainTimeout.D())}).Get(ctx, &drained)
-		if err != nil {
-			restoreNode(ctx, m, v.Node, replicas, targets)
-			return result, err
-		}
-		replicas = drained.Replicas
-		result.Replicas = replicas
-		if err := workflow.ExecuteActivity(quick(ctx, fmt.Sprintf("terminate %s (%s) and shrink %s", v.Node, v.InstanceID, m.Group.Group)),
-			nodesActs.TerminateNode, activities.TerminateNodeInput{Group: m.Group, Node: node}).Get(ctx, nil); err != nil {
-			// The node is empty and cordoned: leave it so; the next evaluation sees it and tries again.
-			return result, err
-		}
-		result.Removed = append(result.Removed, node)
+	} else if err := scaleInVictims(ctx, in, &replicas, &result); err != nil {
+		return result, err
 	}
 
 	if in.TargetReplicas < replicas {
@@ -106,6 +66,127 @@ func ScaleIn(ctx workflow.Context, in ScaleInInput) (ScaleResult, error) {
 		return result, temporal.NewNonRetryableApplicationError("no victim could be removed: "+strings.Join(result.Skipped, "; "), activities.ErrNotRemovable, nil)
 	}
 	return result, nil
+}
+
+// scaleInOneNodeAtATime is the saga's victim loop before victims were taken out together: each node is taken
+// out of service, drained and terminated before the next one starts.
+func scaleInOneNodeAtATime(ctx workflow.Context, in ScaleInInput, replicas *int32, result *ScaleResult) error {
+	for _, v := range in.Victims {
+		o := takeOutOfService(ctx, in, v, *replicas)
+		if o.skipped != "" {
+			result.Skipped = append(result.Skipped, o.skipped)
+			continue
+		}
+		if o.err != nil {
+			return o.err
+		}
+		if err := drainAndTerminate(ctx, in, v, o.targets, replicas, result); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// outOfService is one victim after the saga's first step.
+type outOfService struct {
+	skipped string
+	targets []traffic.Target
+	err     error
+}
+
+// scaleInVictims takes every victim out of service at once, then drains and terminates them one at a time;
+// the first failure (or the saga's cancellation) restores the victims not yet drained.
+func scaleInVictims(ctx workflow.Context, in ScaleInInput, replicas *int32, result *ScaleResult) error {
+	out := make([]outOfService, len(in.Victims))
+	wg := workflow.NewWaitGroup(ctx)
+	for i, v := range in.Victims {
+		wg.Add(1)
+		workflow.Go(ctx, func(gctx workflow.Context) {
+			defer wg.Done()
+			out[i] = takeOutOfService(gctx, in, v, in.FromReplicas)
+		})
+	}
+	wg.Wait(ctx)
+
+	var failed error
+	for i, v := range in.Victims {
+		o := out[i]
+		switch {
+		case o.skipped != "":
+			result.Skipped = append(result.Skipped, o.skipped)
+		case o.err != nil:
+			failed = cmp.Or(failed, o.err) // takeOutOfService restored it
+		case failed != nil || ctx.Err() != nil:
+			restoreNode(ctx, in.Model, v.Node, *replicas, o.targets)
+		default:
+			failed = drainAndTerminate(ctx, in, v, o.targets, replicas, result)
+		}
+	}
+	return failed
+}
+
+// takeOutOfService is a victim's first step: the group's consent, its pods out of the load balancer, the
+// node cordoned. A failure restores what was done (the Deployment to replicas).
+func takeOutOfService(ctx workflow.Context, in ScaleInInput, v policy.Victim, replicas int32) outOfService {
+	m := in.Model
+	node := activities.NodeRef{Name: v.Node, InstanceID: v.InstanceID}
+	err := workflow.ExecuteActivity(quick(ctx, fmt.Sprintf("check that %s may leave %s", v.Node, m.Group.Group)),
+		nodesActs.CheckRemovable, activities.CheckRemovableInput{Group: m.Group, Node: node}).Get(ctx, nil)
+	if isType(err, activities.ErrNotRemovable) {
+		return outOfService{skipped: v.Node + ": " + appMessage(err)}
+	}
+	if err != nil {
+		return outOfService{err: err}
+	}
+	var o outOfService
+	if m.LoadBalancer.Mode != "none" && len(v.Pods) > 0 {
+		if err := workflow.ExecuteActivity(quick(ctx, "list the load balancer targets on "+v.Node), clusterActs.PodTargets,
+			activities.PodTargetsInput{Deployment: m.Deployment, Node: v.Node}).Get(ctx, &o.targets); err != nil {
+			return outOfService{err: err}
+		}
+		if len(o.targets) > 0 {
+			err := workflow.ExecuteActivity(waiting(ctx, fmt.Sprintf("take %d target(s) on %s out of the load balancer", len(o.targets), v.Node), in.DrainTimeout.D()),
+				trafficActs.DeregisterTargets, activities.TrafficInput{Mode: m.LoadBalancer.Mode, Config: m.LoadBalancer.Config, Targets: o.targets}).Get(ctx, nil)
+			if err != nil {
+				restoreNode(ctx, m, v.Node, replicas, o.targets)
+				return outOfService{err: err}
+			}
+		}
+	}
+	if err := workflow.ExecuteActivity(quick(ctx, "cordon "+v.Node), clusterActs.Cordon,
+		activities.CordonInput{Node: v.Node, Unschedule: true}).Get(ctx, nil); err != nil {
+		restoreNode(ctx, m, v.Node, replicas, o.targets)
+		return outOfService{err: err}
+	}
+	return o
+}
+
+// drainAndTerminate drains a victim taken out of service (restoring it if the drain fails), then terminates
+// it and shrinks the group.
+func drainAndTerminate(ctx workflow.Context, in ScaleInInput, v policy.Victim, targets []traffic.Target, replicas *int32, result *ScaleResult) error {
+	m := in.Model
+	grace := "the pods' own grace period"
+	if in.DrainGrace > 0 {
+		grace = "grace " + in.DrainGrace.String()
+	}
+	var drained activities.DrainResult
+	err := workflow.ExecuteActivity(waiting(ctx, fmt.Sprintf("drain node %s, %s", v.Node, grace), in.DrainTimeout.D()), clusterActs.DrainNode,
+		activities.DrainInput{Deployment: m.Deployment, Node: v.Node, FromReplicas: *replicas, GracePeriod: in.DrainGrace.D(),
+			Deadline: workflow.Now(ctx).Add(in.DrainTimeout.D())}).Get(ctx, &drained)
+	if err != nil {
+		restoreNode(ctx, m, v.Node, *replicas, targets)
+		return err
+	}
+	*replicas = drained.Replicas
+	result.Replicas = drained.Replicas
+	node := activities.NodeRef{Name: v.Node, InstanceID: v.InstanceID}
+	if err := workflow.ExecuteActivity(quick(ctx, fmt.Sprintf("terminate %s (%s) and shrink %s", v.Node, v.InstanceID, m.Group.Group)),
+		nodesActs.TerminateNode, activities.TerminateNodeInput{Group: m.Group, Node: node}).Get(ctx, nil); err != nil {
+		// The node is empty and cordoned: leave it so; the next evaluation sees it and tries again.
+		return err
+	}
+	result.Removed = append(result.Removed, node)
+	return nil
 }
 
 // restoreNode puts a victim back into service after a drain that could not finish or a cancelled saga:

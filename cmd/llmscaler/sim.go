@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ func newSimCommand() *cobra.Command {
 	var specFile, output, plot string
 	var maxReplicas int32
 	var attainment float64
+	var withWorkflow bool
 	a := sim.DefaultAssumptions()
 	durations := []struct {
 		flag  string
@@ -44,7 +46,9 @@ our real decision code (the policy the autoscaler workflow runs, with the sagas'
            (nodes for pending pods, removed after the unneeded time; removed pods get --baseline-grace);
   static   the cheapest constant replica count that meets the SLO (found by bisection);
   oracle   capacity resized once a minute to that minute's peak of requests in flight, with foresight;
-and variants of ours. Replicas are LoRAX-like servers (the load simulator's model) behind a least-request
+and variants of ours. ours-workflow is the autoscaler workflow itself, with its ScaleOut and ScaleIn child
+workflows, under Temporal's test environment with time skipped, its activities backed by the simulated
+cluster (--workflow=false leaves it out). Replicas are LoRAX-like servers (the load simulator's model) behind a least-request
 balancer; new capacity arrives after node Ready + GPUs allocatable + image pull + model load. It reports SLO
 attainment (queueing delay within --slo), queueing delay and TTFT percentiles, GPU node-hours and their ratio
 to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG of load, replicas and nodes.`,
@@ -105,7 +109,13 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 			if err != nil {
 				return err
 			}
-			rep, err := sim.Compare(sim.Options{Assumptions: a, Trace: reqs, Policies: sim.StandardPolicies(ours, a)})
+			policies := sim.StandardPolicies(ours, a)
+			if withWorkflow {
+				// Beside ours: the same spec run by the autoscaler workflow itself.
+				i := slices.IndexFunc(policies, func(p sim.Policy) bool { return p.Name == "ours" }) + 1
+				policies = slices.Insert(policies, i, sim.WorkflowPolicy(spec, ours.MaxReplicas))
+			}
+			rep, err := sim.Compare(sim.Options{Assumptions: a, Trace: reqs, Policies: policies})
 			if err != nil {
 				return err
 			}
@@ -135,6 +145,7 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 	}
 	srv := &a.Serving
 	servingFlags(cmd, srv)
+	cmd.Flags().BoolVar(&withWorkflow, "workflow", true, "also run the autoscaler workflow itself (its child sagas, retries and timers, under Temporal's test environment with time skipped) as ours-workflow")
 	cmd.Flags().StringVar(&plot, "plot", "", "write an SVG plot of load, replicas and nodes over time for each policy")
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
 	_ = cmd.MarkFlagFilename("plot", "svg")

@@ -150,6 +150,30 @@ func (s *Server) NextEvent() (time.Time, bool) {
 	return s.running[i].finish, true
 }
 
+// IdleAt is when the server will have finished everything it holds, if nothing more is offered (the end
+// of a drain); the zero time when it holds nothing.
+func (s *Server) IdleAt() time.Time {
+	if len(s.running) == 0 {
+		return time.Time{}
+	}
+	slots := make([]time.Time, len(s.running))
+	for i, j := range s.running {
+		slots[i] = j.finish
+	}
+	// Each queued request takes the first slot to free up, in queue order.
+	for _, r := range s.queue {
+		i := 0
+		for k := range slots {
+			if slots[k].Before(slots[i]) {
+				i = k
+			}
+		}
+		_, total := s.cfg.ServiceTime(r.Prompt, r.Output)
+		slots[i] = slots[i].Add(total)
+	}
+	return slices.MaxFunc(slots, func(a, b time.Time) int { return a.Compare(b) })
+}
+
 // QueueLength is the number of requests waiting (lorax_queue_length).
 func (s *Server) QueueLength() int { return len(s.queue) }
 

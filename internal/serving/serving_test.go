@@ -57,3 +57,25 @@ func TestPercentilesAreNearestRank(t *testing.T) {
 		t.Fatalf("empty: %v", got)
 	}
 }
+
+// A drain waits for IdleAt: the queued requests take the batch's slots as they free up.
+func TestIdleAtIsWhenEverythingHeldHasFinished(t *testing.T) {
+	s := New(Config{MaxBatch: 2, PrefillTokensPerSec: 1000, DecodeTokensPerSec: 10, MaxQueue: 4})
+	if !s.IdleAt().IsZero() {
+		t.Fatal("an empty server has an idle time")
+	}
+	// 2 s, 4 s, then 2 s and 2 s queued: slots free at 2 s and 4 s; the queue finishes at 4 s and 6 s.
+	for i, out := range []int32{10, 30, 10, 10} {
+		s.Arrive(Request{ID: i, Arrival: t0, Prompt: 1000, Output: out})
+	}
+	if got := s.IdleAt(); !got.Equal(t0.Add(6 * time.Second)) {
+		t.Fatalf("idle at %s, want 6s", got.Sub(t0))
+	}
+	var last time.Time
+	for _, d := range s.Advance(t0.Add(time.Minute)) {
+		last = d.Finish
+	}
+	if !last.Equal(t0.Add(6 * time.Second)) {
+		t.Fatalf("the last request finished at %s", last.Sub(t0))
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/llmscaler/llmscaler/config"
 	"github.com/llmscaler/llmscaler/internal/trace"
 	"github.com/llmscaler/llmscaler/policy"
 )
@@ -34,11 +35,22 @@ type Result struct {
 }
 
 // Policy is one autoscaler to compare: our policy.Spec run with the workflow's semantics (Sagas) or as the
-// HPA beside the Cluster Autoscaler.
+// HPA beside the Cluster Autoscaler; or, with Workflow, the autoscaler workflow itself on that model spec
+// (RunWorkflow).
 type Policy struct {
-	Name  string
-	Spec  policy.Spec
-	Sagas bool
+	Name     string
+	Spec     policy.Spec
+	Sagas    bool
+	Workflow *config.ModelSpec
+}
+
+// WorkflowPolicy is the autoscaler workflow itself, run under Temporal's test environment on the model spec
+// (its maxReplicas replaced by maxReplicas when that is > 0).
+func WorkflowPolicy(spec config.ModelSpec, maxReplicas int32) Policy {
+	if maxReplicas > 0 {
+		spec.Spec.Spec.MaxReplicas = maxReplicas
+	}
+	return Policy{Name: "ours-workflow", Spec: spec.Spec.Spec, Sagas: true, Workflow: &spec}
 }
 
 // Options are one comparison's inputs.
@@ -144,10 +156,21 @@ func Compare(opt Options) (Report, error) {
 	}
 	run(0, func() Result { return cheapestStatic(opt.Trace, a, slices.Max(sched)) })
 	run(1, func() Result { return RunOracle(opt.Trace, a, sched) })
+	errs := make([]error, len(opt.Policies))
 	for i, p := range opt.Policies {
-		run(i+2, func() Result { return RunPolicy(opt.Trace, a, p, initial) })
+		run(i+2, func() Result {
+			if p.Workflow != nil {
+				r, err := RunWorkflow(opt.Trace, a, p.Name, *p.Workflow, initial)
+				errs[i] = err
+				return r
+			}
+			return RunPolicy(opt.Trace, a, p, initial)
+		})
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return Report{}, err
+	}
 	rep.OracleGPUNodeHours = results[1].GPUNodeHours
 	for i := range results {
 		if rep.OracleGPUNodeHours > 0 {
@@ -173,7 +196,8 @@ func Compare(opt Options) (Report, error) {
 	return rep, nil
 }
 
-// RunPolicy runs one autoscaler, starting with initial replicas serving.
+// RunPolicy runs one autoscaler, starting with initial replicas serving (not a Workflow policy: see
+// RunWorkflow).
 func RunPolicy(reqs []trace.Request, a Assumptions, p Policy, initial int) Result {
 	spec := p.Spec
 	spec.GPUsPerPod = a.GPUsPerPod

@@ -163,6 +163,8 @@ type pod struct {
 	srv       *serving.Server
 	deleting  bool
 	deadline  time.Time // a deleting pod still holding requests then loses them
+	// deregistered: taken out of the load balancer (a scale-in's first step), still running.
+	deregistered bool
 	// nextAt is when the pod's server next finishes a request (zero: it runs none).
 	nextAt time.Time
 	gone   bool
@@ -172,7 +174,7 @@ func (p *pod) isReady(now time.Time) bool {
 	return p.node != nil && !p.gone && !p.ready.IsZero() && !now.Before(p.ready)
 }
 
-func (p *pod) routable(now time.Time) bool { return p.isReady(now) && !p.deleting }
+func (p *pod) routable(now time.Time) bool { return p.isReady(now) && !p.deleting && !p.deregistered }
 
 // finishedBy advances the pod's server to t and returns what finished.
 func (p *pod) finishedBy(t time.Time) []serving.Done {
@@ -285,25 +287,36 @@ func (s *sim) at(t time.Time, fn func()) {
 // run plays the trace to its end, then lets the requests in flight finish (paying for no node after the
 // end) and returns the measurements.
 func (s *sim) run(name string) Result {
+	s.start()
+	s.runUntil(s.end)
+	return s.finish(name)
+}
+
+// start sets up the controller's starting capacity and the first plot point.
+func (s *sim) start() {
 	s.ctrl.init(s)
 	s.schedule()
 	s.sample()
+}
+
+// runUntil plays the events and arrivals up to t (at most the trace's end), in time order.
+func (s *sim) runUntil(t time.Time) {
+	if t.After(s.end) {
+		t = s.end
+	}
 	for {
 		arrival := time.Time{}
 		if s.next < len(s.reqs) {
 			arrival = epoch.Add(s.reqs[s.next].At)
 		}
-		if len(s.events) > 0 && (arrival.IsZero() || !s.events[0].at.After(arrival)) {
+		if len(s.events) > 0 && !s.events[0].at.After(t) && (arrival.IsZero() || !s.events[0].at.After(arrival)) {
 			e := heap.Pop(&s.events).(event)
-			if e.at.After(s.end) {
-				break
-			}
 			s.advance(e.at)
 			e.fn()
 			s.schedule()
 			continue
 		}
-		if arrival.IsZero() {
+		if arrival.IsZero() || arrival.After(t) {
 			break
 		}
 		s.advance(arrival)
@@ -311,8 +324,7 @@ func (s *sim) run(name string) Result {
 		s.route(serving.Request{ID: s.next, Arrival: arrival, Prompt: r.Prompt, Output: r.Output})
 		s.next++
 	}
-	s.advance(s.end)
-	return s.finish(name)
+	s.advance(t)
 }
 
 // advance moves every server to t, recording what finished; a deleting pod that has emptied goes away.
@@ -363,7 +375,7 @@ func (s *sim) route(r serving.Request) {
 	if s.balancedStale {
 		s.balanced = s.balanced[:0]
 		for _, p := range s.pods {
-			if p.srv != nil && !p.gone && !p.deleting {
+			if p.srv != nil && !p.gone && !p.deleting && !p.deregistered {
 				s.balanced = append(s.balanced, p)
 			}
 		}
@@ -561,6 +573,26 @@ func (s *sim) bind(p *pod, n *node) {
 		s.flushGateway()
 		s.ctrl.changed(s)
 	})
+}
+
+// nodeNamed is the live node of that name (nil: none, or gone).
+func (s *sim) nodeNamed(name string) *node {
+	for _, n := range s.nodes {
+		if n.name == name && !n.gone {
+			return n
+		}
+	}
+	return nil
+}
+
+// podNamed is the live pod of that name (nil: none, or gone).
+func (s *sim) podNamed(name string) *pod {
+	for _, p := range s.pods {
+		if p.name == name && !p.gone {
+			return p
+		}
+	}
+	return nil
 }
 
 // podsOn counts the live pods on a node.

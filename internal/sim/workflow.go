@@ -1,0 +1,306 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/llmscaler/llmscaler/activities"
+	"github.com/llmscaler/llmscaler/config"
+	"github.com/llmscaler/llmscaler/internal/trace"
+	"github.com/llmscaler/llmscaler/policy"
+	"github.com/llmscaler/llmscaler/traffic"
+	"github.com/llmscaler/llmscaler/worker"
+	"github.com/llmscaler/llmscaler/workflows"
+)
+
+// RunWorkflow runs the autoscaler workflow itself (workflows.Autoscaler, its ScaleOut and ScaleIn child
+// workflows, the policy, the sagas' steps, retries and timeouts) under Temporal's test environment with
+// time skipping, its activities backed by the simulated cluster: Observe reads it as RunPolicy's autoscaler
+// does, SetGroupSize launches nodes, the waits end when the simulated nodes and pods are there, the drain
+// when the victim's pods have finished their requests. The simulated cluster is played up to the
+// workflow's clock before each activity acts, so the two clocks are one.
+//
+// It measures what RunPolicy measures, with nothing of the workflow re-implemented: RunPolicy's action rule
+// is an imitation of the workflow, this is the workflow.
+func RunWorkflow(reqs []trace.Request, a Assumptions, name string, spec config.ModelSpec, initial int) (Result, error) {
+	spec = spec.WithDefaults()
+	spec.Spec.GPUsPerPod = a.GPUsPerPod
+	spec.Spec.EvaluationInterval = a.EvaluationInterval
+	spec.Spec.DrainGracePeriod = a.DrainGrace
+	spec.Spec.NodeGroup.GPUsPerNode = a.GPUsPerNode
+	c := &workflowCluster{initial: initial, grace: a.DrainGrace.D()}
+	s := newSim(a, reqs, c)
+	c.s = s
+	s.start()
+
+	in := workflows.AutoscalerInput{Spec: spec}
+	start := epoch
+	// The test environment does not suggest continuing as new, but the workflow continues by itself at its
+	// history cap: a long trace runs as several runs, each carrying the state of the one before.
+	for {
+		env := c.newEnvironment(start)
+		env.RegisterDelayedCallback(env.CancelWorkflow, s.end.Sub(start))
+		env.ExecuteWorkflow(workflows.AutoscalerWorkflowName, in)
+		err := env.GetWorkflowError()
+		var can *workflow.ContinueAsNewError
+		if errors.As(err, &can) {
+			if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &in); err != nil {
+				return Result{}, fmt.Errorf("reading the continue-as-new input: %w", err)
+			}
+			start = env.Now()
+			continue
+		}
+		if err != nil && !temporal.IsCanceledError(err) {
+			return Result{}, fmt.Errorf("the autoscaler workflow failed at %s: %w", env.Now().Sub(epoch), err)
+		}
+		break
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failed != nil {
+		return Result{}, c.failed
+	}
+	s.runUntil(s.end)
+	return s.finish(name), nil
+}
+
+// workflowCluster is the simulated cluster behind the workflow's activities. The activities run on the
+// test environment's goroutines, so every one takes the lock.
+type workflowCluster struct {
+	mu      sync.Mutex
+	s       *sim
+	env     *testsuite.TestWorkflowEnvironment
+	initial int
+	grace   time.Duration
+	sagas   int
+	// failed is an activity call the simulated cluster cannot make sense of (a bug, not a cloud error).
+	failed error
+}
+
+func (c *workflowCluster) init(s *sim)       { s.provision(c.initial) }
+func (c *workflowCluster) changed(*sim)      {}
+func (c *workflowCluster) scaleActions() int { return c.sagas }
+
+// notYet is a wait's "not there yet": a retryable error whose next retry is when the want-th earliest of
+// the times at (when the nodes or pods will be there) comes, or in a second when fewer are on their way, as
+// the activity would poll again.
+func notYet(s *sim, at []time.Time, want int) error {
+	delay := time.Second
+	if want > 0 && len(at) >= want {
+		slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+		delay = max(at[want-1].Sub(s.now), time.Millisecond)
+	}
+	return temporal.NewApplicationErrorWithOptions("not there yet in the simulated cluster", "NotYet",
+		temporal.ApplicationErrorOptions{NextRetryDelay: delay})
+}
+
+func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflowEnvironment {
+	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	env := suite.NewTestWorkflowEnvironment()
+	env.SetStartTime(start)
+	worker.Register(env, worker.Deps{})
+	c.env = env
+	env.SetOnChildWorkflowStartedListener(func(*workflow.Info, workflow.Context, converter.EncodedValues) {
+		c.mu.Lock()
+		c.sagas++
+		c.mu.Unlock()
+	})
+
+	var (
+		observer *activities.Observer
+		nodes    *activities.Nodes
+		cluster  *activities.Cluster
+		lb       *activities.Traffic
+	)
+	env.OnActivity(observer.Observe, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ObserveInput) (policy.Observation, error) {
+			s := c.at()
+			defer c.mu.Unlock()
+			return s.observe(policy.Spec{Metrics: in.Metrics}, nil), nil
+		})
+	env.OnActivity(nodes.SetGroupSize, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SetGroupSizeInput) (activities.SetGroupSizeResult, error) {
+			s := c.at()
+			defer c.mu.Unlock()
+			prev := int32(s.liveNodes())
+			s.setGroupSize(int(in.Size))
+			return activities.SetGroupSizeResult{Previous: prev}, nil
+		})
+	env.OnActivity(nodes.WaitNodesReady, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.WaitNodesInput) (activities.WaitNodesResult, error) {
+			s := c.at()
+			defer c.mu.Unlock()
+			var out activities.WaitNodesResult
+			var at []time.Time
+			for _, n := range s.nodes {
+				if n.gone {
+					continue
+				}
+				at = append(at, n.gpus)
+				ref := activities.NodeRef{Name: n.name, InstanceID: n.name}
+				if n.serving(s.now) {
+					out.Serving = append(out.Serving, ref)
+				} else {
+					out.NotReady = append(out.NotReady, ref)
+				}
+			}
+			if len(out.Serving) < int(in.Want) {
+				return out, notYet(s, at, int(in.Want))
+			}
+			return out, nil
+		})
+	env.OnActivity(nodes.TerminateNode, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.TerminateNodeInput) error {
+			s := c.at()
+			defer c.mu.Unlock()
+			if n := s.nodeNamed(in.Node.Name); n != nil {
+				s.terminateNode(n) // an instance already gone is success
+			}
+			return nil
+		})
+	env.OnActivity(nodes.CheckRemovable, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(cluster.ScaleDeployment, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ScaleDeploymentInput) (activities.ScaleDeploymentResult, error) {
+			s := c.at()
+			defer c.mu.Unlock()
+			prev := s.replicas
+			// The candidates' pod-deletion-cost makes the ReplicaSet remove them first.
+			surplus := len(s.activePods()) - int(in.Replicas)
+			for _, name := range in.DeletionCandidates {
+				if p := s.podNamed(name); p != nil && surplus > 0 && !p.deleting {
+					s.deletePod(p, c.grace)
+					surplus--
+				}
+			}
+			s.setReplicas(in.Replicas, c.grace)
+			s.schedule()
+			return activities.ScaleDeploymentResult{Previous: prev}, nil
+		})
+	env.OnActivity(cluster.WaitPodsReady, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.WaitPodsInput) (activities.WaitPodsResult, error) {
+			s := c.at()
+			defer c.mu.Unlock()
+			var out activities.WaitPodsResult
+			var at []time.Time
+			for _, p := range s.activePods() {
+				if p.node != nil {
+					at = append(at, p.ready)
+				}
+				if p.isReady(s.now) {
+					out.Ready = append(out.Ready, traffic.Target{Pod: p.name, Node: p.node.name})
+				}
+			}
+			if len(out.Ready) < int(in.Replicas) {
+				return out, notYet(s, at, int(in.Replicas))
+			}
+			return out, nil
+		})
+	env.OnActivity(cluster.PodTargets, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.PodTargetsInput) ([]traffic.Target, error) {
+			s := c.at()
+			defer c.mu.Unlock()
+			var out []traffic.Target
+			for _, p := range s.pods {
+				if p.gone || p.node == nil || (in.Node != "" && p.node.name != in.Node) || (in.Node == "" && !slices.Contains(in.Pods, p.name)) {
+					continue
+				}
+				out = append(out, traffic.Target{Pod: p.name, Node: p.node.name})
+			}
+			return out, nil
+		})
+	env.OnActivity(cluster.Cordon, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CordonInput) error {
+			s := c.at()
+			defer c.mu.Unlock()
+			if n := s.nodeNamed(in.Node); n != nil {
+				n.cordoned = in.Unschedule
+			}
+			return nil
+		})
+	env.OnActivity(cluster.DrainNode, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.DrainInput) (activities.DrainResult, error) {
+			s := c.at()
+			defer c.mu.Unlock()
+			n := s.nodeNamed(in.Node)
+			var out activities.DrainResult
+			var gone []time.Time
+			for _, p := range s.pods {
+				if n == nil || p.node != n || p.gone {
+					continue
+				}
+				if !p.deleting {
+					// Evicted with the drain's grace; the Deployment loses the replica (no replacement).
+					s.deletePod(p, in.GracePeriod)
+					out.Evicted = append(out.Evicted, p.name)
+				}
+				if !p.gone {
+					// It goes when its requests have finished, or at the end of its grace.
+					at := p.deadline
+					if idle := p.srv.IdleAt(); !idle.IsZero() && idle.Before(at) {
+						at = idle
+					}
+					gone = append(gone, at)
+				}
+			}
+			s.replicas = int32(len(s.activePods()))
+			out.Replicas = s.replicas
+			if len(gone) > 0 {
+				return out, notYet(s, gone, len(gone))
+			}
+			return out, nil
+		})
+	env.OnActivity(lb.RegisterTargets, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.TrafficInput) error {
+			s := c.at()
+			defer c.mu.Unlock()
+			for _, t := range in.Targets {
+				if p := s.podNamed(t.Pod); p != nil && p.deregistered {
+					p.deregistered = false
+					s.balancedStale = true
+				}
+			}
+			s.flushGateway()
+			return nil
+		})
+	env.OnActivity(lb.WaitServing, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.TrafficInput) ([]string, error) {
+			out := make([]string, len(in.Targets))
+			for i, t := range in.Targets {
+				out[i] = t.Pod
+			}
+			return out, nil
+		})
+	env.OnActivity(lb.DeregisterTargets, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.TrafficInput) error {
+			s := c.at()
+			defer c.mu.Unlock()
+			for _, t := range in.Targets {
+				if p := s.podNamed(t.Pod); p != nil {
+					p.deregistered = true
+					s.balancedStale = true
+				}
+			}
+			return nil
+		})
+	return env
+}
+
+// at takes the lock and plays the simulated cluster up to the workflow's clock; the caller unlocks.
+func (c *workflowCluster) at() *sim {
+	c.mu.Lock()
+	c.s.runUntil(c.env.Now())
+	return c.s
+}
