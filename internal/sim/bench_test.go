@@ -9,10 +9,11 @@ import (
 // The simulator's speed on an hour of the Azure conversation trace at ten times its rate (about 194,000
 // requests): our policy against a constant size (the same serving work with no controller), and the whole
 // comparison. `make bench` prints them; the ratio of ours to static is the controller's cost.
-func benchTrace(b *testing.B) []trace.Request {
+func benchTrace(tb testing.TB) []trace.Request {
+	tb.Helper()
 	reqs, err := trace.ReadFile("../../deploy/examples/traces/AzureLLMInferenceTrace_conv.csv")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return trace.Scale(reqs, 10, 1)
 }
@@ -30,6 +31,16 @@ func BenchmarkSimulateHourOurs(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		RunPolicy(reqs, a, Policy{Name: "ours", Spec: spec, Sagas: true}, 32)
+	}
+}
+
+func BenchmarkSimulateHourWorkflow(b *testing.B) {
+	reqs, a, spec := benchTrace(b), DefaultAssumptions(), exampleModel(b)
+	b.ResetTimer()
+	for range b.N {
+		if _, err := RunWorkflow(reqs, a, "ours-workflow", spec, 32); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
