@@ -69,9 +69,6 @@ func RunWorkflow(reqs []trace.Request, a Assumptions, name string, spec config.M
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.failed != nil {
-		return Result{}, c.failed
-	}
 	s.runUntil(s.end)
 	return s.finish(name), nil
 }
@@ -85,25 +82,23 @@ type workflowCluster struct {
 	initial int
 	grace   time.Duration
 	sagas   int
-	// failed is an activity call the simulated cluster cannot make sense of (a bug, not a cloud error).
-	failed error
 }
 
 func (c *workflowCluster) init(s *sim)       { s.provision(c.initial) }
 func (c *workflowCluster) changed(*sim)      {}
 func (c *workflowCluster) scaleActions() int { return c.sagas }
 
-// notYet is a wait's "not there yet": a retryable error whose next retry is when the want-th earliest of
-// the times at (when the nodes or pods will be there) comes, or in a second when fewer are on their way, as
-// the activity would poll again.
-func notYet(s *sim, at []time.Time, want int) error {
-	delay := time.Second
-	if want > 0 && len(at) >= want {
+// notYet is a wait's "not there yet": a retryable error whose next retry comes when the want-th earliest
+// of the times at (when the nodes or pods will be there) comes, or at the wait's deadline when fewer are
+// on their way. The test environment gives up on an activity after ten attempts, so the waits do not poll.
+func notYet(s *sim, at []time.Time, want int, deadline time.Time) error {
+	next := deadline
+	if len(at) >= want {
 		slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
-		delay = max(at[want-1].Sub(s.now), time.Millisecond)
+		next = at[want-1]
 	}
 	return temporal.NewApplicationErrorWithOptions("not there yet in the simulated cluster", "NotYet",
-		temporal.ApplicationErrorOptions{NextRetryDelay: delay})
+		temporal.ApplicationErrorOptions{NextRetryDelay: max(next.Sub(s.now), time.Millisecond)})
 }
 
 func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflowEnvironment {
@@ -157,10 +152,14 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 					out.NotReady = append(out.NotReady, ref)
 				}
 			}
-			if len(out.Serving) < int(in.Want) {
-				return out, notYet(s, at, int(in.Want))
+			switch {
+			case len(out.Serving) >= int(in.Want):
+				return out, nil
+			case !s.now.Before(in.Deadline):
+				return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%d of %d nodes Ready with GPUs allocatable at the deadline",
+					len(out.Serving), in.Want), activities.ErrNodesNotReady, nil, out)
 			}
-			return out, nil
+			return out, notYet(s, at, int(in.Want), in.Deadline)
 		})
 	env.OnActivity(nodes.TerminateNode, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.TerminateNodeInput) error {
@@ -203,10 +202,14 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 					out.Ready = append(out.Ready, traffic.Target{Pod: p.name, Node: p.node.name})
 				}
 			}
-			if len(out.Ready) < int(in.Replicas) {
-				return out, notYet(s, at, int(in.Replicas))
+			switch {
+			case len(out.Ready) >= int(in.Replicas):
+				return out, nil
+			case !s.now.Before(in.Deadline):
+				return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%d of %d pods Ready at the deadline",
+					len(out.Ready), in.Replicas), activities.ErrPodsNotReady, nil)
 			}
-			return out, nil
+			return out, notYet(s, at, int(in.Replicas), in.Deadline)
 		})
 	env.OnActivity(cluster.PodTargets, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.PodTargetsInput) ([]traffic.Target, error) {
@@ -227,6 +230,7 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 			defer c.mu.Unlock()
 			if n := s.nodeNamed(in.Node); n != nil {
 				n.cordoned = in.Unschedule
+				s.schedule() // an uncordoned node takes pending pods
 			}
 			return nil
 		})
@@ -258,7 +262,8 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 			s.replicas = int32(len(s.activePods()))
 			out.Replicas = s.replicas
 			if len(gone) > 0 {
-				return out, notYet(s, gone, len(gone))
+				// Each pod goes by the end of its grace: the drain never waits past the last one.
+				return out, notYet(s, gone, len(gone), in.Deadline)
 			}
 			return out, nil
 		})
