@@ -302,3 +302,60 @@ func TestScaleInRestoresTheVictimsNotDrainedWhenADrainFails(t *testing.T) {
 	}
 	env.AssertNotCalled(t, "TerminateNode", mock.Anything, mock.Anything)
 }
+
+// notYetUntil is a wait's retryable "not yet", retried when the simulated time comes.
+func notYetUntil(env *testsuite.TestWorkflowEnvironment, at time.Time) error {
+	return temporal.NewApplicationErrorWithOptions("not yet", "NotYet", temporal.ApplicationErrorOptions{NextRetryDelay: at.Sub(env.Now())})
+}
+
+// Each request to the node group is a wave of its own: when its nodes are Ready the Deployment is scaled
+// for it at once, while the waves before are still loading their model and the waves after still booting.
+func TestScaleOutScalesEachWaveAsItsNodesArrive(t *testing.T) {
+	env := newEnv(t)
+	start := env.Now()
+	const boot, load = 150 * time.Second, 70 * time.Second
+	nodesAt := map[int32]time.Time{}      // node count -> when that many are Ready (asked for + boot)
+	scaledAt := map[int32]time.Duration{} // replicas -> when the Deployment was scaled to them
+	env.OnActivity(nodes.SetGroupSize, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		nodesAt[args.Get(1).(activities.SetGroupSizeInput).Size] = env.Now().Add(boot)
+	}).Return(activities.SetGroupSizeResult{}, nil)
+	env.OnActivity(nodes.WaitNodesReady, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.WaitNodesInput) (activities.WaitNodesResult, error) {
+			if at := nodesAt[in.Want]; env.Now().Before(at) {
+				return activities.WaitNodesResult{}, notYetUntil(env, at)
+			}
+			return activities.WaitNodesResult{}, nil
+		})
+	env.OnActivity(cluster.ScaleDeployment, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		scaledAt[args.Get(1).(activities.ScaleDeploymentInput).Replicas] = env.Now().Sub(start)
+	}).Return(activities.ScaleDeploymentResult{}, nil)
+	env.OnActivity(cluster.WaitPodsReady, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.WaitPodsInput) (activities.WaitPodsResult, error) {
+			if at := start.Add(scaledAt[in.Replicas] + load); env.Now().Before(at) {
+				return activities.WaitPodsResult{}, notYetUntil(env, at)
+			}
+			return activities.WaitPodsResult{}, nil
+		})
+	env.OnActivity(traf.RegisterTargets, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(traf.WaitServing, mock.Anything, mock.Anything).Return([]string{}, nil)
+	// Load grows while the first nodes boot: a node more at 15 s, another at 30 s.
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.SignalRetarget, workflows.Retarget{Replicas: 5, Nodes: 5}) }, 15*time.Second)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.SignalRetarget, workflows.Retarget{Replicas: 6, Nodes: 6}) }, 30*time.Second)
+
+	in := scaleOutInput()
+	in.FromReplicas, in.TargetReplicas, in.FromNodes, in.TargetNodes = 3, 4, 3, 4
+	env.ExecuteWorkflow(workflows.ScaleOutWorkflowName, in)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res workflows.ScaleResult
+	_ = env.GetWorkflowResult(&res)
+	want := map[int32]time.Duration{4: 150 * time.Second, 5: 165 * time.Second, 6: 180 * time.Second}
+	if fmt.Sprint(scaledAt) != fmt.Sprint(want) || res.Replicas != 6 {
+		t.Fatalf("the Deployment was scaled at %v, want each wave as its nodes arrived %v; result %d replicas", scaledAt, want, res.Replicas)
+	}
+	// The saga ends when the last wave serves: its nodes' boot and its pods' load after it was asked for.
+	if took := env.Now().Sub(start); took != 30*time.Second+boot+load {
+		t.Fatalf("the saga took %s, want %s", took, 30*time.Second+boot+load)
+	}
+}

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -59,76 +60,198 @@ func waiting(ctx workflow.Context, summary string, deadline time.Duration) workf
 // saga fails with the reason; the autoscaler retries later with backoff.
 //
 // A Retarget signal raises the target while the saga runs: the extra nodes are requested at once, so they
-// boot in parallel, while the saga finishes the wave under way with the nodes it was waiting for, then runs
-// another wave for the rest. Capacity that has arrived is put to work without waiting for the last node.
+// boot in parallel, and they make another wave: as soon as they are Ready the Deployment is scaled for
+// them, while the waves before still wait for their pods to load and serve. Capacity that has arrived is
+// put to work without waiting for the last node, nor does the last node wait for the first pods.
 func ScaleOut(ctx workflow.Context, in ScaleOutInput) (ScaleResult, error) {
-	retarget := workflow.GetSignalChannel(ctx, SignalRetarget)
-	m := in.Model
-	started := workflow.Now(ctx)
+	s := &scaleOut{in: in, retarget: workflow.GetSignalChannel(ctx, SignalRetarget), started: workflow.Now(ctx),
+		target: Retarget{Replicas: in.TargetReplicas, Nodes: in.TargetNodes}, requested: in.FromNodes}
 	var result ScaleResult
-	s := &scaleOut{in: in, retarget: retarget, target: Retarget{Replicas: in.TargetReplicas, Nodes: in.TargetNodes}, requested: in.FromNodes}
-	replicas := in.FromReplicas
-	for wave := s.target; ; wave = s.target {
-		// Nodes first: pods scheduled before their GPUs exist would only sit Pending.
-		if err := s.request(ctx); err != nil {
-			return result, err
-		}
-		nodeDeadline := workflow.Now(ctx).Add(in.NodeReady.D())
-		summary := fmt.Sprintf("wait for %d node(s) of %s Ready with GPUs allocatable (until %s)", wave.Nodes, m.Group.Group, nodeDeadline.UTC().Format(time.TimeOnly))
-		var nodes activities.WaitNodesResult
-		err := s.wait(ctx, waiting(ctx, summary, in.NodeReady.D()), nodesActs.WaitNodesReady,
-			activities.WaitNodesInput{Group: m.Group, Want: wave.Nodes, Deadline: nodeDeadline, Since: started}, &nodes)
-		if err != nil {
-			return result, s.compensateNodes(ctx, err, &result)
-		}
+	// Runs started before the waves overlapped scaled the Deployment for a raised target only after the
+	// wave before had loaded its model and was serving: a model load's time late.
+	if workflow.GetVersion(ctx, "waves-overlap", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return result, s.oneWaveAtATime(ctx, &result)
+	}
+	return result, s.overlappingWaves(ctx, &result)
+}
 
-		if wave.Replicas > replicas {
-			summary := fmt.Sprintf("scale %s to %d replicas (%d -> %d)", m.Deployment.Name, wave.Replicas, replicas, wave.Replicas)
-			if err := workflow.ExecuteActivity(quick(ctx, summary), clusterActs.ScaleDeployment,
-				activities.ScaleDeploymentInput{Deployment: m.Deployment, Replicas: wave.Replicas}).Get(ctx, nil); err != nil {
-				return result, err
-			}
+// oneWaveAtATime runs each wave to its end (nodes, Deployment, pods, load balancer) before the next.
+func (s *scaleOut) oneWaveAtATime(ctx workflow.Context, result *ScaleResult) error {
+	replicas := s.in.FromReplicas
+	for wave := s.target; ; wave = s.target {
+		if err := s.nodesFor(ctx, wave, result); err != nil {
+			return err
 		}
-		podDeadline := workflow.Now(ctx).Add(in.PodsReady.D())
-		var pods activities.WaitPodsResult
-		summary = fmt.Sprintf("wait for %d Ready pod(s) of %s", wave.Replicas, m.Deployment.Name)
-		if err := s.wait(ctx, waiting(ctx, summary, in.PodsReady.D()), clusterActs.WaitPodsReady,
-			activities.WaitPodsInput{Deployment: m.Deployment, Replicas: wave.Replicas, Deadline: podDeadline}, &pods); err != nil {
-			if isType(err, activities.ErrPodsNotReady) {
-				// Give the count back: replicas that cannot start only hold GPUs and confuse the next evaluation.
-				restore(ctx, fmt.Sprintf("scale %s back to %d replicas (pods not Ready)", m.Deployment.Name, in.FromReplicas),
-					clusterActs.ScaleDeployment, activities.ScaleDeploymentInput{Deployment: m.Deployment, Replicas: in.FromReplicas})
-			}
-			return result, err
+		if err := s.scaleDeployment(ctx, wave, &replicas); err != nil {
+			return err
+		}
+		if err := s.serve(ctx, wave, s.waitTakingRaises(ctx)); err != nil {
+			return s.givePodsBack(ctx, err)
 		}
 		replicas = max(replicas, wave.Replicas)
 		result.Replicas = replicas
-
-		if m.LoadBalancer.Mode != "none" {
-			lb := activities.TrafficInput{Mode: m.LoadBalancer.Mode, Config: m.LoadBalancer.Config, Targets: pods.Ready}
-			if err := workflow.ExecuteActivity(quick(ctx, fmt.Sprintf("register %d target(s) with the load balancer (%s)", len(pods.Ready), m.LoadBalancer.Mode)),
-				trafficActs.RegisterTargets, lb).Get(ctx, nil); err != nil {
-				return result, err
-			}
-			lb.Deadline = workflow.Now(ctx).Add(in.EndpointsReady.D())
-			summary := fmt.Sprintf("wait until %d pod(s) serve behind the load balancer (%s)", len(pods.Ready), lbName(m.LoadBalancer))
-			if err := s.wait(ctx, waiting(ctx, summary, in.EndpointsReady.D()), trafficActs.WaitServing, lb, nil); err != nil {
-				return result, err
-			}
-		}
 		s.drainSignals(ctx)
-		if s.target.Replicas <= wave.Replicas && s.target.Nodes <= wave.Nodes {
-			return result, nil
+		if !s.raisedPast(wave) {
+			return nil
 		}
 	}
+}
+
+// overlappingWaves makes a wave of each request to the node group (the first target and each raise that
+// asks for nodes): when a wave's nodes are Ready the Deployment is scaled for it and its pods are left to
+// load and serve in the background, while the next wave waits for its own nodes. It ends when every wave
+// serves.
+func (s *scaleOut) overlappingWaves(ctx workflow.Context, result *ScaleResult) error {
+	replicas := s.in.FromReplicas
+	// Each wave's coroutine sends on served when its pods serve (or fail to); pending counts those still out.
+	served := workflow.NewChannel(ctx)
+	pending := 0
+	var serveFailed error
+	receive := func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(ctx, nil)
+		pending--
+	}
+	last := Retarget{Replicas: s.in.FromReplicas, Nodes: s.in.FromNodes}
+	failed := s.request(ctx)
+	for failed == nil {
+		var wave Retarget
+		switch {
+		case len(s.asked) > 0:
+			wave, s.asked = s.asked[0], s.asked[1:]
+		case s.raisedPast(last):
+			wave = s.target // raised without asking for nodes
+		case pending == 0:
+			return s.givePodsBack(ctx, serveFailed)
+		default:
+			// Every wave is started: wait until they serve, or a Retarget asks for more.
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(served, receive)
+			sel.AddReceive(s.retarget, func(c workflow.ReceiveChannel, _ bool) { s.raise(c, ctx) })
+			sel.Select(ctx)
+			s.drainSignals(ctx)
+			failed = s.request(ctx)
+			continue
+		}
+		wave.Replicas, wave.Nodes = max(wave.Replicas, last.Replicas), max(wave.Nodes, last.Nodes)
+		if failed = s.nodesFor(ctx, wave, result); failed != nil {
+			break
+		}
+		if failed = s.scaleDeployment(ctx, wave, &replicas); failed != nil {
+			break
+		}
+		last = wave
+		pending++
+		workflow.Go(ctx, func(gctx workflow.Context) {
+			if err := s.serve(gctx, wave, executeAndGet(gctx)); err != nil {
+				serveFailed = cmp.Or(serveFailed, err)
+			} else {
+				result.Replicas = max(result.Replicas, wave.Replicas)
+			}
+			served.Send(gctx, nil)
+		})
+		s.drainSignals(ctx)
+		failed = s.request(ctx)
+	}
+	for pending > 0 {
+		receive(served, true)
+	}
+	serveFailed = s.givePodsBack(ctx, serveFailed)
+	return cmp.Or(failed, serveFailed)
+}
+
+// givePodsBack answers pods that never became Ready (err ErrPodsNotReady) by setting the Deployment back to
+// its count before the saga: replicas that cannot start only hold GPUs and confuse the next evaluation. It
+// returns err (nil: nothing to do).
+func (s *scaleOut) givePodsBack(ctx workflow.Context, err error) error {
+	if isType(err, activities.ErrPodsNotReady) {
+		m := s.in.Model
+		restore(ctx, fmt.Sprintf("scale %s back to %d replicas (pods not Ready)", m.Deployment.Name, s.in.FromReplicas),
+			clusterActs.ScaleDeployment, activities.ScaleDeploymentInput{Deployment: m.Deployment, Replicas: s.in.FromReplicas})
+	}
+	return err
+}
+
+// nodesFor requests the target's nodes and waits until the wave's are Ready with GPUs allocatable; nodes
+// that never become ready are removed again.
+func (s *scaleOut) nodesFor(ctx workflow.Context, wave Retarget, result *ScaleResult) error {
+	// Nodes first: pods scheduled before their GPUs exist would only sit Pending (and call in any other
+	// autoscaler watching for pending pods).
+	if err := s.request(ctx); err != nil {
+		return err
+	}
+	m := s.in.Model
+	nodeDeadline := workflow.Now(ctx).Add(s.in.NodeReady.D())
+	summary := fmt.Sprintf("wait for %d node(s) of %s Ready with GPUs allocatable (until %s)", wave.Nodes, m.Group.Group, nodeDeadline.UTC().Format(time.TimeOnly))
+	var nodes activities.WaitNodesResult
+	err := s.waitTakingRaises(ctx)(waiting(ctx, summary, s.in.NodeReady.D()), nodesActs.WaitNodesReady,
+		activities.WaitNodesInput{Group: m.Group, Want: wave.Nodes, Deadline: nodeDeadline, Since: s.started}, &nodes)
+	if err != nil {
+		return s.compensateNodes(ctx, err, result)
+	}
+	return nil
+}
+
+// scaleDeployment raises the Deployment to the wave's replicas, if above what this saga set.
+func (s *scaleOut) scaleDeployment(ctx workflow.Context, wave Retarget, replicas *int32) error {
+	if wave.Replicas <= *replicas {
+		return nil
+	}
+	m := s.in.Model
+	summary := fmt.Sprintf("scale %s to %d replicas (%d -> %d)", m.Deployment.Name, wave.Replicas, *replicas, wave.Replicas)
+	if err := workflow.ExecuteActivity(quick(ctx, summary), clusterActs.ScaleDeployment,
+		activities.ScaleDeploymentInput{Deployment: m.Deployment, Replicas: wave.Replicas}).Get(ctx, nil); err != nil {
+		return err
+	}
+	*replicas = wave.Replicas
+	return nil
+}
+
+// waitFunc runs a wait activity and reads its result into out.
+type waitFunc func(actx workflow.Context, fn, arg, out any) error
+
+// executeAndGet waits for an activity and nothing else.
+func executeAndGet(ctx workflow.Context) waitFunc {
+	return func(actx workflow.Context, fn, arg, out any) error { return workflow.ExecuteActivity(actx, fn, arg).Get(ctx, out) }
+}
+
+// serve waits until the wave's pods are Ready, then registers them with the load balancer and waits until
+// they serve there.
+func (s *scaleOut) serve(ctx workflow.Context, wave Retarget, wait waitFunc) error {
+	m := s.in.Model
+	podDeadline := workflow.Now(ctx).Add(s.in.PodsReady.D())
+	var pods activities.WaitPodsResult
+	summary := fmt.Sprintf("wait for %d Ready pod(s) of %s", wave.Replicas, m.Deployment.Name)
+	if err := wait(waiting(ctx, summary, s.in.PodsReady.D()), clusterActs.WaitPodsReady,
+		activities.WaitPodsInput{Deployment: m.Deployment, Replicas: wave.Replicas, Deadline: podDeadline}, &pods); err != nil {
+		return err
+	}
+	if m.LoadBalancer.Mode == "none" {
+		return nil
+	}
+	lb := activities.TrafficInput{Mode: m.LoadBalancer.Mode, Config: m.LoadBalancer.Config, Targets: pods.Ready}
+	if err := workflow.ExecuteActivity(quick(ctx, fmt.Sprintf("register %d target(s) with the load balancer (%s)", len(pods.Ready), m.LoadBalancer.Mode)),
+		trafficActs.RegisterTargets, lb).Get(ctx, nil); err != nil {
+		return err
+	}
+	lb.Deadline = workflow.Now(ctx).Add(s.in.EndpointsReady.D())
+	summary = fmt.Sprintf("wait until %d pod(s) serve behind the load balancer (%s)", len(pods.Ready), lbName(m.LoadBalancer))
+	return wait(waiting(ctx, summary, s.in.EndpointsReady.D()), trafficActs.WaitServing, lb, nil)
 }
 
 // scaleOut is a ScaleOut saga's running state.
 type scaleOut struct {
 	in        ScaleOutInput
 	retarget  workflow.ReceiveChannel
+	started   time.Time
 	target    Retarget
 	requested int32
+	// asked are the targets the node group was asked for, in order, not yet taken as waves.
+	asked []Retarget
+}
+
+// raisedPast says whether the target has been raised past the wave.
+func (s *scaleOut) raisedPast(wave Retarget) bool {
+	return s.target.Replicas > wave.Replicas || s.target.Nodes > wave.Nodes
 }
 
 // request asks the node group for the target's node count, if more than asked for so far.
@@ -143,6 +266,7 @@ func (s *scaleOut) request(ctx workflow.Context) error {
 		return err
 	}
 	s.requested = s.target.Nodes
+	s.asked = append(s.asked, s.target)
 	return nil
 }
 
@@ -154,22 +278,24 @@ func (s *scaleOut) raise(c workflow.ReceiveChannel, ctx workflow.Context) {
 	s.target.Nodes = max(s.target.Nodes, r.Nodes)
 }
 
-// wait runs a wait activity; a Retarget signal meanwhile raises the target and requests the extra nodes at
-// once, and the wait goes on.
-func (s *scaleOut) wait(ctx, actx workflow.Context, fn, arg, out any) error {
-	f := workflow.ExecuteActivity(actx, fn, arg)
-	for {
-		done := false
-		var err error
-		sel := workflow.NewSelector(ctx)
-		sel.AddFuture(f, func(f workflow.Future) { err, done = f.Get(ctx, out), true })
-		sel.AddReceive(s.retarget, func(c workflow.ReceiveChannel, _ bool) { s.raise(c, ctx) })
-		sel.Select(ctx)
-		if done {
-			return err
-		}
-		if err := s.request(ctx); err != nil {
-			return err
+// waitTakingRaises runs a wait activity; a Retarget signal meanwhile raises the target and requests the
+// extra nodes at once, and the wait goes on.
+func (s *scaleOut) waitTakingRaises(ctx workflow.Context) waitFunc {
+	return func(actx workflow.Context, fn, arg, out any) error {
+		f := workflow.ExecuteActivity(actx, fn, arg)
+		for {
+			done := false
+			var err error
+			sel := workflow.NewSelector(ctx)
+			sel.AddFuture(f, func(f workflow.Future) { err, done = f.Get(ctx, out), true })
+			sel.AddReceive(s.retarget, func(c workflow.ReceiveChannel, _ bool) { s.raise(c, ctx) })
+			sel.Select(ctx)
+			if done {
+				return err
+			}
+			if err := s.request(ctx); err != nil {
+				return err
+			}
 		}
 	}
 }
