@@ -211,7 +211,9 @@ type waitFunc func(actx workflow.Context, fn, arg, out any) error
 
 // executeAndGet waits for an activity and nothing else.
 func executeAndGet(ctx workflow.Context) waitFunc {
-	return func(actx workflow.Context, fn, arg, out any) error { return workflow.ExecuteActivity(actx, fn, arg).Get(ctx, out) }
+	return func(actx workflow.Context, fn, arg, out any) error {
+		return workflow.ExecuteActivity(actx, fn, arg).Get(ctx, out)
+	}
 }
 
 // serve waits until the wave's pods are Ready, then registers them with the load balancer and waits until
