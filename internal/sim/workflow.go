@@ -88,10 +88,18 @@ func (c *workflowCluster) init(s *sim)       { s.provision(c.initial) }
 func (c *workflowCluster) changed(*sim)      {}
 func (c *workflowCluster) scaleActions() int { return c.sagas }
 
-// notYet is a wait's "not there yet": a retryable error whose next retry comes when the want-th earliest
-// of the times at (when the nodes or pods will be there) comes, or at the wait's deadline when fewer are
-// on their way. The test environment gives up on an activity after ten attempts, so the waits do not poll.
-func notYet(s *sim, at []time.Time, want int, deadline time.Time) error {
+// waited is the end of a wait's attempt that found have of the want it waits for: nil when there are
+// enough; at the deadline the activity's own non-retryable error (with details); before it a retryable
+// "not yet" whose next attempt comes when the want-th earliest of the times at (when the nodes or pods
+// will be there) comes, or at the deadline when fewer are on their way. The test environment gives up on
+// an activity after ten attempts, so the waits do not poll.
+func waited(s *sim, have, want int, at []time.Time, deadline time.Time, what, errType string, details ...any) error {
+	switch {
+	case have >= want:
+		return nil
+	case !s.now.Before(deadline):
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%d of %d %s at the deadline", have, want, what), errType, nil, details...)
+	}
 	next := deadline
 	if len(at) >= want {
 		slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
@@ -152,14 +160,7 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 					out.NotReady = append(out.NotReady, ref)
 				}
 			}
-			switch {
-			case len(out.Serving) >= int(in.Want):
-				return out, nil
-			case !s.now.Before(in.Deadline):
-				return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%d of %d nodes Ready with GPUs allocatable at the deadline",
-					len(out.Serving), in.Want), activities.ErrNodesNotReady, nil, out)
-			}
-			return out, notYet(s, at, int(in.Want), in.Deadline)
+			return out, waited(s, len(out.Serving), int(in.Want), at, in.Deadline, "nodes Ready with GPUs allocatable", activities.ErrNodesNotReady, out)
 		})
 	env.OnActivity(nodes.TerminateNode, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.TerminateNodeInput) error {
@@ -202,14 +203,7 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 					out.Ready = append(out.Ready, traffic.Target{Pod: p.name, Node: p.node.name})
 				}
 			}
-			switch {
-			case len(out.Ready) >= int(in.Replicas):
-				return out, nil
-			case !s.now.Before(in.Deadline):
-				return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%d of %d pods Ready at the deadline",
-					len(out.Ready), in.Replicas), activities.ErrPodsNotReady, nil)
-			}
-			return out, notYet(s, at, int(in.Replicas), in.Deadline)
+			return out, waited(s, len(out.Ready), int(in.Replicas), at, in.Deadline, "pods Ready", activities.ErrPodsNotReady)
 		})
 	env.OnActivity(cluster.PodTargets, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.PodTargetsInput) ([]traffic.Target, error) {
@@ -261,11 +255,8 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 			}
 			s.replicas = int32(len(s.activePods()))
 			out.Replicas = s.replicas
-			if len(gone) > 0 {
-				// Each pod goes by the end of its grace: the drain never waits past the last one.
-				return out, notYet(s, gone, len(gone), in.Deadline)
-			}
-			return out, nil
+			// Each pod goes by the end of its grace: the drain never waits past the last one.
+			return out, waited(s, 0, len(gone), gone, in.Deadline, "evicted pods gone", activities.ErrDrainTimeout)
 		})
 	env.OnActivity(lb.RegisterTargets, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.TrafficInput) error {
