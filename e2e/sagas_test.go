@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -93,4 +95,74 @@ func TestScaleOutThenScaleInOnTheRealStack(t *testing.T) {
 		t.Fatalf("decision records lack the scale-out or the scale-in (%d records)", len(decisions))
 	}
 	e.exportActions("scale-out-in")
+}
+
+// activitySteps are the activity types a workflow scheduled, in order.
+func (e *env) activitySteps(workflowID string) []string {
+	it := e.tc.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var steps []string
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			e.t.Fatalf("reading the history of %s: %v", workflowID, err)
+		}
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			steps = append(steps, a.GetActivityType().GetName())
+		}
+	}
+	return steps
+}
+
+// A scale-in of several nodes takes every victim out of service (out of the load balancer, cordoned)
+// before it drains the first, so that their requests finish together; then each is drained and
+// terminated, and no node is left cordoned.
+func TestAScaleInTakesEveryVictimOutOfServiceBeforeTheFirstDrain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{nodes: 3, replicas: 3})
+	e.setLoad(15) // 5 per pod: steady at three
+	e.startWorker()
+	e.start()
+	e.waitFor("a first evaluation", 30*time.Second, func() bool { return e.status().Evaluations > 0 })
+
+	e.setLoad(1) // one replica is enough: two victims in one scale-in
+	e.waitFor("the scale-in to one replica on one node", 90*time.Second, func() bool {
+		s := e.status()
+		return s.InProgress == nil && s.CurrentReplicas == 1 && len(e.groupNodes()) == 1
+	})
+	var scaleIn *workflows.ActionRecord
+	for _, a := range e.status().Actions {
+		if a.Kind == policy.ScaleIn {
+			scaleIn = &a
+			break
+		}
+	}
+	if scaleIn == nil || scaleIn.Result != "succeeded" || scaleIn.FromReplicas != 3 || scaleIn.ToReplicas != 1 {
+		t.Fatalf("want one scale-in from 3 to 1 replicas that succeeded; actions: %+v", e.status().Actions)
+	}
+	steps := e.activitySteps(scaleIn.WorkflowID)
+	firstDrain := slices.Index(steps, "DrainNode")
+	if firstDrain < 0 {
+		t.Fatalf("the scale-in drained nothing: %v", steps)
+	}
+	count := func(steps []string, name string) int {
+		n := 0
+		for _, s := range steps {
+			if s == name {
+				n++
+			}
+		}
+		return n
+	}
+	before := steps[:firstDrain]
+	if count(before, "DeregisterTargets") != 2 || count(before, "Cordon") != 2 || count(steps, "DrainNode") != 2 || count(steps, "TerminateNode") != 2 {
+		t.Fatalf("steps %v: want both victims out of the load balancer and cordoned before the first drain, then two drains and two terminations", steps)
+	}
+	if r, p := e.deploymentReplicas(), e.readyPods(); r != 1 || p != 1 {
+		t.Fatalf("after the scale-in: %d replicas, %d ready pods; want 1 each", r, p)
+	}
+	for _, n := range e.groupNodes() {
+		if n.Spec.Unschedulable {
+			t.Errorf("the remaining node %s is cordoned", n.Name)
+		}
+	}
 }
