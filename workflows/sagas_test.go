@@ -359,3 +359,121 @@ func TestScaleOutScalesEachWaveAsItsNodesArrive(t *testing.T) {
 		t.Fatalf("the saga took %s, want %s", took, 30*time.Second+boot+load)
 	}
 }
+
+// A wave whose pods never become Ready stops the saga: no later wave is scaled for, and the Deployment goes
+// back to what served before it.
+func TestScaleOutStopsAtAWaveWhosePodsFailAndGivesTheCountBack(t *testing.T) {
+	env := newEnv(t)
+	start := env.Now()
+	nodesAt := map[int32]time.Time{}
+	env.OnActivity(nodes.SetGroupSize, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		nodesAt[args.Get(1).(activities.SetGroupSizeInput).Size] = env.Now().Add(150 * time.Second)
+	}).Return(activities.SetGroupSizeResult{}, nil)
+	env.OnActivity(nodes.WaitNodesReady, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.WaitNodesInput) (activities.WaitNodesResult, error) {
+			if at := nodesAt[in.Want]; env.Now().Before(at) {
+				return activities.WaitNodesResult{}, notYetUntil(env, at)
+			}
+			return activities.WaitNodesResult{}, nil
+		})
+	var scales []int32
+	env.OnActivity(cluster.ScaleDeployment, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		scales = append(scales, args.Get(1).(activities.ScaleDeploymentInput).Replicas)
+	}).Return(activities.ScaleDeploymentResult{}, nil)
+	env.OnActivity(cluster.WaitPodsReady, mock.Anything, mock.Anything).Return(activities.WaitPodsResult{},
+		temporal.NewNonRetryableApplicationError("deployment models/llm: 3 of 4 pods Ready at the deadline", activities.ErrPodsNotReady, nil))
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.SignalRetarget, workflows.Retarget{Replicas: 6, Nodes: 6}) }, 15*time.Second)
+
+	in := scaleOutInput()
+	in.FromReplicas, in.TargetReplicas, in.FromNodes, in.TargetNodes = 3, 4, 3, 4
+	env.ExecuteWorkflow(workflows.ScaleOutWorkflowName, in)
+	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "pods Ready at the deadline") {
+		t.Fatalf("error %v, want the pods' failure", err)
+	}
+	if fmt.Sprint(scales) != "[4 3]" {
+		t.Fatalf("the Deployment was scaled to %v (by %s), want 4 then back to 3: the raised wave must not start after the failure", scales, env.Now().Sub(start))
+	}
+}
+
+// A victim that cannot be taken out of service fails the saga and no victim is drained, whichever it is:
+// the others are put back too.
+func TestScaleInDrainsNothingWhenAVictimCannotBeTakenOut(t *testing.T) {
+	for _, failing := range []string{"n1", "n2"} {
+		t.Run(failing, func(t *testing.T) {
+			env := newEnv(t)
+			env.OnActivity(nodes.CheckRemovable, mock.Anything, mock.Anything).Return(nil)
+			env.OnActivity(cluster.PodTargets, mock.Anything, mock.Anything).Return(targetsOn)
+			env.OnActivity(traf.DeregisterTargets, mock.Anything, mock.Anything).Return(nil)
+			uncordoned := map[string]bool{}
+			env.OnActivity(cluster.Cordon, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CordonInput) error {
+				if !in.Unschedule {
+					uncordoned[in.Node] = true
+					return nil
+				}
+				if in.Node == failing {
+					return temporal.NewNonRetryableApplicationError("nodes \""+failing+"\" is forbidden", "Forbidden", nil)
+				}
+				return nil
+			})
+			env.OnActivity(cluster.ScaleDeployment, mock.Anything, mock.Anything).Return(activities.ScaleDeploymentResult{}, nil)
+			env.OnActivity(traf.RegisterTargets, mock.Anything, mock.Anything).Return(nil)
+
+			env.ExecuteWorkflow(workflows.ScaleInWorkflowName, twoVictims())
+			if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "forbidden") {
+				t.Fatalf("error %v, want the cordon's", err)
+			}
+			if !uncordoned["n1"] || !uncordoned["n2"] {
+				t.Fatalf("uncordoned %v: want both victims back in service", uncordoned)
+			}
+			env.AssertNotCalled(t, "DrainNode", mock.Anything, mock.Anything)
+			env.AssertNotCalled(t, "TerminateNode", mock.Anything, mock.Anything)
+		})
+	}
+}
+
+// The group is asked about every victim at its size before any leaves; once one has left it is asked again
+// before the next is drained, and a group that now refuses keeps that node, back in service.
+func TestScaleInAsksTheGroupAgainOnceAVictimHasLeft(t *testing.T) {
+	env := newEnv(t)
+	checks := 0
+	env.OnActivity(nodes.CheckRemovable, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CheckRemovableInput) error {
+		checks++
+		if checks > 2 {
+			return temporal.NewNonRetryableApplicationError("group gpu-pool is at its minimum size (1)", activities.ErrNotRemovable, nil)
+		}
+		return nil
+	})
+	env.OnActivity(cluster.PodTargets, mock.Anything, mock.Anything).Return(targetsOn)
+	env.OnActivity(traf.DeregisterTargets, mock.Anything, mock.Anything).Return(nil)
+	uncordoned := map[string]bool{}
+	env.OnActivity(cluster.Cordon, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		if in := args.Get(1).(activities.CordonInput); !in.Unschedule {
+			uncordoned[in.Node] = true
+		}
+	}).Return(nil)
+	env.OnActivity(cluster.DrainNode, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.DrainInput) (activities.DrainResult, error) {
+			return activities.DrainResult{Evicted: []string{"p" + in.Node[1:]}, Replicas: in.FromReplicas - 1}, nil
+		}).Once()
+	env.OnActivity(nodes.TerminateNode, mock.Anything, mock.Anything).Return(nil).Once()
+	env.OnActivity(cluster.ScaleDeployment, mock.Anything, mock.Anything).Return(activities.ScaleDeploymentResult{}, nil)
+	var registered []string
+	env.OnActivity(traf.RegisterTargets, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		for _, tg := range args.Get(1).(activities.TrafficInput).Targets {
+			registered = append(registered, tg.Pod)
+		}
+	}).Return(nil)
+
+	env.ExecuteWorkflow(workflows.ScaleInWorkflowName, twoVictims())
+	var res workflows.ScaleResult
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	_ = env.GetWorkflowResult(&res)
+	if checks != 3 || len(res.Removed) != 1 || res.Removed[0].Name != "n1" || len(res.Skipped) != 1 || !strings.HasPrefix(res.Skipped[0], "n2: ") {
+		t.Fatalf("%d checks, result %+v: want n1 removed and n2 kept after a third check", checks, res)
+	}
+	if !uncordoned["n2"] || fmt.Sprint(registered) != "[p2]" {
+		t.Fatalf("uncordoned %v, registered again %v: want n2 back in service", uncordoned, registered)
+	}
+}

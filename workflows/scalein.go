@@ -108,35 +108,66 @@ func scaleInVictims(ctx workflow.Context, in ScaleInInput, replicas *int32, resu
 	}
 	wg.Wait(ctx)
 
+	// One victim that could not be taken out (restored already) fails the saga: the others are restored too,
+	// whatever their order.
 	var failed error
+	for _, o := range out {
+		failed = cmp.Or(failed, o.err)
+	}
+	removed := 0
 	for i, v := range in.Victims {
 		o := out[i]
-		switch {
-		case o.skipped != "":
+		if o.skipped != "" {
 			result.Skipped = append(result.Skipped, o.skipped)
-		case o.err != nil:
-			failed = cmp.Or(failed, o.err) // takeOutOfService restored it
-		case failed != nil || ctx.Err() != nil:
+			continue
+		}
+		if o.err != nil {
+			continue
+		}
+		if failed == nil && removed > 0 {
+			// The group was asked about every victim at its size before any left: ask again now that it is
+			// smaller (a group at its minimum keeps the rest).
+			if skipped, err := checkRemovable(ctx, in, v); skipped != "" || err != nil {
+				restoreNode(ctx, in.Model, v.Node, *replicas, o.targets)
+				if skipped != "" {
+					result.Skipped = append(result.Skipped, skipped)
+				}
+				failed = err
+				continue
+			}
+		}
+		if failed != nil || ctx.Err() != nil {
 			restoreNode(ctx, in.Model, v.Node, *replicas, o.targets)
-		default:
-			failed = drainAndTerminate(ctx, in, v, o.targets, replicas, result)
+			// A cancelled saga ends cancelled, not as if it had done what it was asked.
+			failed = cmp.Or(failed, ctx.Err())
+			continue
+		}
+		if failed = drainAndTerminate(ctx, in, v, o.targets, replicas, result); failed == nil {
+			removed++
 		}
 	}
 	return failed
+}
+
+// checkRemovable asks the group whether the victim may leave: skipped says why not (never drained); err is
+// the call's own failure.
+func checkRemovable(ctx workflow.Context, in ScaleInInput, v policy.Victim) (skipped string, err error) {
+	m := in.Model
+	node := activities.NodeRef{Name: v.Node, InstanceID: v.InstanceID}
+	err = workflow.ExecuteActivity(quick(ctx, fmt.Sprintf("check that %s may leave %s", v.Node, m.Group.Group)),
+		nodesActs.CheckRemovable, activities.CheckRemovableInput{Group: m.Group, Node: node}).Get(ctx, nil)
+	if isType(err, activities.ErrNotRemovable) {
+		return v.Node + ": " + appMessage(err), nil
+	}
+	return "", err
 }
 
 // takeOutOfService is a victim's first step: the group's consent, its pods out of the load balancer, the
 // node cordoned. A failure restores what was done (the Deployment to replicas).
 func takeOutOfService(ctx workflow.Context, in ScaleInInput, v policy.Victim, replicas int32) outOfService {
 	m := in.Model
-	node := activities.NodeRef{Name: v.Node, InstanceID: v.InstanceID}
-	err := workflow.ExecuteActivity(quick(ctx, fmt.Sprintf("check that %s may leave %s", v.Node, m.Group.Group)),
-		nodesActs.CheckRemovable, activities.CheckRemovableInput{Group: m.Group, Node: node}).Get(ctx, nil)
-	if isType(err, activities.ErrNotRemovable) {
-		return outOfService{skipped: v.Node + ": " + appMessage(err)}
-	}
-	if err != nil {
-		return outOfService{err: err}
+	if skipped, err := checkRemovable(ctx, in, v); skipped != "" || err != nil {
+		return outOfService{skipped: skipped, err: err}
 	}
 	var o outOfService
 	if m.LoadBalancer.Mode != "none" && len(v.Pods) > 0 {

@@ -86,7 +86,7 @@ func (s *scaleOut) oneWaveAtATime(ctx workflow.Context, result *ScaleResult) err
 			return err
 		}
 		if err := s.serve(ctx, wave, s.waitTakingRaises(ctx)); err != nil {
-			return s.givePodsBack(ctx, err)
+			return s.givePodsBack(ctx, err, *result)
 		}
 		replicas = max(replicas, wave.Replicas)
 		result.Replicas = replicas
@@ -113,7 +113,8 @@ func (s *scaleOut) overlappingWaves(ctx workflow.Context, result *ScaleResult) e
 	}
 	last := Retarget{Replicas: s.in.FromReplicas, Nodes: s.in.FromNodes}
 	failed := s.request(ctx)
-	for failed == nil {
+	// A wave whose pods failed stops the saga: no wave starts after it.
+	for failed == nil && serveFailed == nil {
 		var wave Retarget
 		switch {
 		case len(s.asked) > 0:
@@ -121,7 +122,7 @@ func (s *scaleOut) overlappingWaves(ctx workflow.Context, result *ScaleResult) e
 		case s.raisedPast(last):
 			wave = s.target // raised without asking for nodes
 		case pending == 0:
-			return s.givePodsBack(ctx, serveFailed)
+			return nil
 		default:
 			// Every wave is started: wait until they serve, or a Retarget asks for more.
 			sel := workflow.NewSelector(ctx)
@@ -133,8 +134,8 @@ func (s *scaleOut) overlappingWaves(ctx workflow.Context, result *ScaleResult) e
 			continue
 		}
 		wave.Replicas, wave.Nodes = max(wave.Replicas, last.Replicas), max(wave.Nodes, last.Nodes)
-		if failed = s.nodesFor(ctx, wave, result); failed != nil {
-			break
+		if failed = s.nodesFor(ctx, wave, result); failed != nil || serveFailed != nil {
+			break // serveFailed: a wave before failed while this one's nodes booted
 		}
 		if failed = s.scaleDeployment(ctx, wave, &replicas); failed != nil {
 			break
@@ -155,18 +156,20 @@ func (s *scaleOut) overlappingWaves(ctx workflow.Context, result *ScaleResult) e
 	for pending > 0 {
 		receive(served, true)
 	}
-	serveFailed = s.givePodsBack(ctx, serveFailed)
+	serveFailed = s.givePodsBack(ctx, serveFailed, *result)
 	return cmp.Or(failed, serveFailed)
 }
 
 // givePodsBack answers pods that never became Ready (err ErrPodsNotReady) by setting the Deployment back to
-// its count before the saga: replicas that cannot start only hold GPUs and confuse the next evaluation. It
-// returns err (nil: nothing to do).
-func (s *scaleOut) givePodsBack(ctx workflow.Context, err error) error {
+// what served (its count before the saga, or the largest wave that went on to serve): replicas that cannot
+// start only hold GPUs and confuse the next evaluation, and pods that serve stay. It returns err (nil:
+// nothing to do).
+func (s *scaleOut) givePodsBack(ctx workflow.Context, err error, served ScaleResult) error {
 	if isType(err, activities.ErrPodsNotReady) {
 		m := s.in.Model
-		restore(ctx, fmt.Sprintf("scale %s back to %d replicas (pods not Ready)", m.Deployment.Name, s.in.FromReplicas),
-			clusterActs.ScaleDeployment, activities.ScaleDeploymentInput{Deployment: m.Deployment, Replicas: s.in.FromReplicas})
+		back := max(s.in.FromReplicas, served.Replicas)
+		restore(ctx, fmt.Sprintf("scale %s back to %d replicas (pods not Ready)", m.Deployment.Name, back),
+			clusterActs.ScaleDeployment, activities.ScaleDeploymentInput{Deployment: m.Deployment, Replicas: back})
 	}
 	return err
 }
