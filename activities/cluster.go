@@ -193,9 +193,13 @@ func (c *Cluster) Cordon(ctx context.Context, in CordonInput) error {
 	return nil
 }
 
-// drainProgress is carried in heartbeats so that a retried drain knows what it already evicted.
+// drainProgress is carried in heartbeats so that a retried drain knows what it already evicted (every
+// heartbeat carries it: a retry reads only the last one).
 type drainProgress struct {
 	Evicted []string `json:"evicted"`
+	// Blocked is the pod whose eviction is being refused, and why (a PodDisruptionBudget).
+	Blocked string `json:"blocked,omitempty"`
+	Reason  string `json:"reason,omitempty"`
 }
 
 // DrainNode drains a cordoned node with kubectl's drain library: its pods (DaemonSet pods aside) are evicted
@@ -238,7 +242,7 @@ func (c *Cluster) DrainNode(ctx context.Context, in DrainInput) (DrainResult, er
 		if p.DeletionTimestamp != nil || evicted[p.Name] {
 			continue // already on its way out
 		}
-		if err := c.evict(ctx, helper, gv, p, in); err != nil {
+		if err := c.evict(ctx, helper, gv, p, in, &progress); err != nil {
 			return DrainResult{Evicted: progress.Evicted}, err
 		}
 		if isModel(&p) {
@@ -281,14 +285,16 @@ func (c *Cluster) DrainNode(ctx context.Context, in DrainInput) (DrainResult, er
 
 // evict asks the Eviction API to evict a pod, retrying while a PodDisruptionBudget refuses, until the
 // deadline.
-func (c *Cluster) evict(ctx context.Context, helper *drain.Helper, gv schema.GroupVersion, p corev1.Pod, in DrainInput) error {
+func (c *Cluster) evict(ctx context.Context, helper *drain.Helper, gv schema.GroupVersion, p corev1.Pod, in DrainInput, progress *drainProgress) error {
+	defer func() { progress.Blocked, progress.Reason = "", "" }()
 	for {
 		err := helper.EvictPod(p, gv)
 		switch {
 		case err == nil || apierrors.IsNotFound(err):
 			return nil
 		case apierrors.IsTooManyRequests(err):
-			activity.RecordHeartbeat(ctx, map[string]string{"blocked": p.Name, "reason": err.Error()})
+			progress.Blocked, progress.Reason = p.Name, err.Error()
+			activity.RecordHeartbeat(ctx, *progress)
 			if time.Now().After(in.Deadline) {
 				return temporal.NewNonRetryableApplicationError(
 					fmt.Sprintf("node %s: eviction of pod %s/%s refused until the deadline: %v", in.Node, p.Namespace, p.Name, err), ErrDrainBlocked, nil)
