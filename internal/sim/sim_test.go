@@ -363,3 +363,25 @@ func TestTheWorkflowItselfMeasuresWhatItsImitationDoes(t *testing.T) {
 		})
 	}
 }
+
+// Run by the workflow, nodes slower than the spec's nodeReady timeout are given up on as the activity gives
+// up on them: the scale-out fails at the deadline and removes them, so no capacity beyond the start ever
+// serves, however long the nodes would have taken.
+func TestTheWorkflowGivesUpOnNodesSlowerThanItsTimeout(t *testing.T) {
+	a := DefaultAssumptions()
+	spec := exampleModel(t)
+	a.NodeReady = spec.Spec.Timeouts.NodeReady + policy.Duration(2*time.Minute)
+	a.Warmup = policy.Duration(time.Minute)
+	reqs := synthetic(40*time.Minute, 5, func(t time.Duration) float64 { return 5 + 20*t.Hours() })
+	r, err := RunWorkflow(reqs, a, "ours-workflow", spec, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	most := 0
+	for _, p := range r.Series {
+		most = max(most, p.Ready)
+	}
+	if most != 3 || r.ScaleActions == 0 {
+		t.Fatalf("%d scale actions, at most %d replicas ready: want scale-outs tried and none serving beyond the 3 at the start", r.ScaleActions, most)
+	}
+}

@@ -103,7 +103,9 @@ func waited(s *sim, have, want int, at []time.Time, deadline time.Time, what, er
 	next := deadline
 	if len(at) >= want {
 		slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
-		next = at[want-1]
+		if at[want-1].Before(deadline) { // else the last attempt is at the deadline, as the activity's
+			next = at[want-1]
+		}
 	}
 	return temporal.NewApplicationErrorWithOptions("not there yet in the simulated cluster", "NotYet",
 		temporal.ApplicationErrorOptions{NextRetryDelay: max(next.Sub(s.now), time.Millisecond)})
@@ -140,6 +142,15 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 			defer c.mu.Unlock()
 			prev := int32(s.liveNodes())
 			s.setGroupSize(int(in.Size))
+			// A lower size (a compensation) ends instances, those not serving yet first, newest first.
+			for i := len(s.nodes) - 1; i >= 0 && s.liveNodes() > int(in.Size); i-- {
+				if n := s.nodes[i]; !n.gone && !n.serving(s.now) {
+					s.terminateNode(n)
+				}
+			}
+			for i := len(s.nodes) - 1; i >= 0 && s.liveNodes() > int(in.Size); i-- {
+				s.terminateNode(s.nodes[i])
+			}
 			return activities.SetGroupSizeResult{Previous: prev}, nil
 		})
 	env.OnActivity(nodes.WaitNodesReady, mock.Anything, mock.Anything).Return(
@@ -149,8 +160,8 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 			var out activities.WaitNodesResult
 			var at []time.Time
 			for _, n := range s.nodes {
-				if n.gone {
-					continue
+				if n.gone || n.cordoned {
+					continue // a cordoned node is neither serving nor on its way, as for the activity
 				}
 				at = append(at, n.gpus)
 				ref := activities.NodeRef{Name: n.name, InstanceID: n.name}
@@ -211,7 +222,8 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 			defer c.mu.Unlock()
 			var out []traffic.Target
 			for _, p := range s.pods {
-				if p.gone || p.node == nil || (in.Node != "" && p.node.name != in.Node) || (in.Node == "" && !slices.Contains(in.Pods, p.name)) {
+				// The Deployment's Ready pods (not terminating), on the node or by name, as the activity lists them.
+				if !p.isReady(s.now) || p.deleting || (in.Node != "" && p.node.name != in.Node) || (in.Node == "" && !slices.Contains(in.Pods, p.name)) {
 					continue
 				}
 				out = append(out, traffic.Target{Pod: p.name, Node: p.node.name})
@@ -240,8 +252,13 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 					continue
 				}
 				if !p.deleting {
-					// Evicted with the drain's grace; the Deployment loses the replica (no replacement).
-					s.deletePod(p, in.GracePeriod)
+					// Evicted with the drain's grace (none: the pod's own, the chart's); the Deployment loses the
+					// replica (no replacement).
+					grace := in.GracePeriod
+					if grace <= 0 {
+						grace = s.a.BaselineGrace.D()
+					}
+					s.deletePod(p, grace)
 					out.Evicted = append(out.Evicted, p.name)
 				}
 				if !p.gone {
