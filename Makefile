@@ -52,7 +52,7 @@ clean: dev-down
 ## histories named v0-* are kept: they are runs of older workflow code that must still replay)
 replay-histories: tools
 	find workflows/testdata/histories -name "*.json" ! -name "v0-*" -delete
-	LLMSCALER_UPDATE_HISTORIES=1 $(GO) test -count=1 -timeout 15m -run 'TestScaleOutThenScaleIn|TestNodeThatNever|TestPDB|TestLoadReturning|TestOverrides|TestAWSAutoScalingGroupSagas|TestAWSCapacity' ./e2e/
+	LLMSCALER_UPDATE_HISTORIES=1 $(GO) test -count=1 -timeout 15m -run 'TestScaleOutThenScaleIn|TestAScaleInTakesEveryVictim|TestNodeThatNever|TestPDB|TestLoadReturning|TestOverrides|TestAWSAutoScalingGroupSagas|TestAWSCapacity' ./e2e/
 
 ## bench: the benchmarks (policy evaluation cost; the simulator's speed; history events per no-op tick on the local stack)
 bench: tools

@@ -165,4 +165,5 @@ func TestAScaleInTakesEveryVictimOutOfServiceBeforeTheFirstDrain(t *testing.T) {
 			t.Errorf("the remaining node %s is cordoned", n.Name)
 		}
 	}
+	e.exportActions("two-victims")
 }
