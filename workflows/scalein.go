@@ -184,7 +184,10 @@ func takeOutOfService(ctx workflow.Context, in ScaleInInput, v policy.Victim, re
 			}
 		}
 	}
-	if err := workflow.ExecuteActivity(quick(ctx, "cordon "+v.Node), clusterActs.Cordon,
+	// A cancelled saga waits for a cordon under way to end before it uncordons: else the cordon could land
+	// after the uncordon and leave the node cordoned.
+	cordon := workflow.WithWaitForCancellation(quick(ctx, "cordon "+v.Node), true)
+	if err := workflow.ExecuteActivity(cordon, clusterActs.Cordon,
 		activities.CordonInput{Node: v.Node, Unschedule: true}).Get(ctx, nil); err != nil {
 		restoreNode(ctx, m, v.Node, replicas, o.targets)
 		return outOfService{err: err}
