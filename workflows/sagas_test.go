@@ -262,10 +262,9 @@ func TestScaleInTakesEveryVictimOutOfServiceBeforeTheFirstDrain(t *testing.T) {
 	}
 }
 
-// A drain that cannot finish restores its node and every victim not drained yet; nothing is terminated.
-func TestScaleInRestoresTheVictimsNotDrainedWhenADrainFails(t *testing.T) {
-	env := newEnv(t)
-	env.OnActivity(nodes.CheckRemovable, mock.Anything, mock.Anything).Return(nil)
+// takingOut answers the steps that take victims out of service and put them back (load balancer targets,
+// cordon); it returns the nodes uncordoned.
+func takingOut(env *testsuite.TestWorkflowEnvironment) map[string]bool {
 	env.OnActivity(cluster.PodTargets, mock.Anything, mock.Anything).Return(targetsOn)
 	env.OnActivity(traf.DeregisterTargets, mock.Anything, mock.Anything).Return(nil)
 	uncordoned := map[string]bool{}
@@ -274,6 +273,14 @@ func TestScaleInRestoresTheVictimsNotDrainedWhenADrainFails(t *testing.T) {
 			uncordoned[in.Node] = true
 		}
 	}).Return(nil)
+	return uncordoned
+}
+
+// A drain that cannot finish restores its node and every victim not drained yet; nothing is terminated.
+func TestScaleInRestoresTheVictimsNotDrainedWhenADrainFails(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(nodes.CheckRemovable, mock.Anything, mock.Anything).Return(nil)
+	uncordoned := takingOut(env)
 	env.OnActivity(cluster.DrainNode, mock.Anything, mock.Anything).Return(activities.DrainResult{},
 		temporal.NewNonRetryableApplicationError("node n1: evicted pods still terminating at the deadline: p1", activities.ErrDrainTimeout, nil)).Once()
 	var counts []int32
@@ -443,14 +450,7 @@ func TestScaleInAsksTheGroupAgainOnceAVictimHasLeft(t *testing.T) {
 		}
 		return nil
 	})
-	env.OnActivity(cluster.PodTargets, mock.Anything, mock.Anything).Return(targetsOn)
-	env.OnActivity(traf.DeregisterTargets, mock.Anything, mock.Anything).Return(nil)
-	uncordoned := map[string]bool{}
-	env.OnActivity(cluster.Cordon, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
-		if in := args.Get(1).(activities.CordonInput); !in.Unschedule {
-			uncordoned[in.Node] = true
-		}
-	}).Return(nil)
+	uncordoned := takingOut(env)
 	env.OnActivity(cluster.DrainNode, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.DrainInput) (activities.DrainResult, error) {
 			return activities.DrainResult{Evicted: []string{"p" + in.Node[1:]}, Replicas: in.FromReplicas - 1}, nil
