@@ -262,45 +262,50 @@ func TestScaleInTakesEveryVictimOutOfServiceBeforeTheFirstDrain(t *testing.T) {
 	}
 }
 
+// putBack is what a scale-in put back into service: the nodes uncordoned, the pods registered again.
+type putBack struct {
+	uncordoned map[string]bool
+	registered []string
+}
+
 // takingOut answers the steps that take victims out of service and put them back (load balancer targets,
-// cordon); it returns the nodes uncordoned.
-func takingOut(env *testsuite.TestWorkflowEnvironment) map[string]bool {
+// cordon) and records what was put back.
+func takingOut(env *testsuite.TestWorkflowEnvironment) *putBack {
+	back := &putBack{uncordoned: map[string]bool{}}
 	env.OnActivity(cluster.PodTargets, mock.Anything, mock.Anything).Return(targetsOn)
 	env.OnActivity(traf.DeregisterTargets, mock.Anything, mock.Anything).Return(nil)
-	uncordoned := map[string]bool{}
 	env.OnActivity(cluster.Cordon, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
 		if in := args.Get(1).(activities.CordonInput); !in.Unschedule {
-			uncordoned[in.Node] = true
+			back.uncordoned[in.Node] = true
 		}
 	}).Return(nil)
-	return uncordoned
+	env.OnActivity(traf.RegisterTargets, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		for _, tg := range args.Get(1).(activities.TrafficInput).Targets {
+			back.registered = append(back.registered, tg.Pod)
+		}
+	}).Return(nil)
+	return back
 }
 
 // A drain that cannot finish restores its node and every victim not drained yet; nothing is terminated.
 func TestScaleInRestoresTheVictimsNotDrainedWhenADrainFails(t *testing.T) {
 	env := newEnv(t)
 	env.OnActivity(nodes.CheckRemovable, mock.Anything, mock.Anything).Return(nil)
-	uncordoned := takingOut(env)
+	back := takingOut(env)
 	env.OnActivity(cluster.DrainNode, mock.Anything, mock.Anything).Return(activities.DrainResult{},
 		temporal.NewNonRetryableApplicationError("node n1: evicted pods still terminating at the deadline: p1", activities.ErrDrainTimeout, nil)).Once()
 	var counts []int32
 	env.OnActivity(cluster.ScaleDeployment, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
 		counts = append(counts, args.Get(1).(activities.ScaleDeploymentInput).Replicas)
 	}).Return(activities.ScaleDeploymentResult{}, nil)
-	var registered []string
-	env.OnActivity(traf.RegisterTargets, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
-		for _, tg := range args.Get(1).(activities.TrafficInput).Targets {
-			registered = append(registered, tg.Pod)
-		}
-	}).Return(nil)
 
 	env.ExecuteWorkflow(workflows.ScaleInWorkflowName, twoVictims())
 	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "still terminating") {
 		t.Fatalf("error %v, want the drain's", err)
 	}
-	slices.Sort(registered)
-	if !uncordoned["n1"] || !uncordoned["n2"] || fmt.Sprint(registered) != "[p1 p2]" {
-		t.Fatalf("uncordoned %v, registered again %v: want both victims back in service", uncordoned, registered)
+	slices.Sort(back.registered)
+	if !back.uncordoned["n1"] || !back.uncordoned["n2"] || fmt.Sprint(back.registered) != "[p1 p2]" {
+		t.Fatalf("uncordoned %v, registered again %v: want both victims back in service", back.uncordoned, back.registered)
 	}
 	for _, c := range counts {
 		if c != 4 {
@@ -450,19 +455,13 @@ func TestScaleInAsksTheGroupAgainOnceAVictimHasLeft(t *testing.T) {
 		}
 		return nil
 	})
-	uncordoned := takingOut(env)
+	back := takingOut(env)
 	env.OnActivity(cluster.DrainNode, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.DrainInput) (activities.DrainResult, error) {
 			return activities.DrainResult{Evicted: []string{"p" + in.Node[1:]}, Replicas: in.FromReplicas - 1}, nil
 		}).Once()
 	env.OnActivity(nodes.TerminateNode, mock.Anything, mock.Anything).Return(nil).Once()
 	env.OnActivity(cluster.ScaleDeployment, mock.Anything, mock.Anything).Return(activities.ScaleDeploymentResult{}, nil)
-	var registered []string
-	env.OnActivity(traf.RegisterTargets, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
-		for _, tg := range args.Get(1).(activities.TrafficInput).Targets {
-			registered = append(registered, tg.Pod)
-		}
-	}).Return(nil)
 
 	env.ExecuteWorkflow(workflows.ScaleInWorkflowName, twoVictims())
 	var res workflows.ScaleResult
@@ -473,7 +472,7 @@ func TestScaleInAsksTheGroupAgainOnceAVictimHasLeft(t *testing.T) {
 	if checks != 3 || len(res.Removed) != 1 || res.Removed[0].Name != "n1" || len(res.Skipped) != 1 || !strings.HasPrefix(res.Skipped[0], "n2: ") {
 		t.Fatalf("%d checks, result %+v: want n1 removed and n2 kept after a third check", checks, res)
 	}
-	if !uncordoned["n2"] || fmt.Sprint(registered) != "[p2]" {
-		t.Fatalf("uncordoned %v, registered again %v: want n2 back in service", uncordoned, registered)
+	if !back.uncordoned["n2"] || fmt.Sprint(back.registered) != "[p2]" {
+		t.Fatalf("uncordoned %v, registered again %v: want n2 back in service", back.uncordoned, back.registered)
 	}
 }
