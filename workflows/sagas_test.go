@@ -320,14 +320,10 @@ func notYetUntil(env *testsuite.TestWorkflowEnvironment, at time.Time) error {
 	return temporal.NewApplicationErrorWithOptions("not yet", "NotYet", temporal.ApplicationErrorOptions{NextRetryDelay: at.Sub(env.Now())})
 }
 
-// Each request to the node group is a wave of its own: when its nodes are Ready the Deployment is scaled
-// for it at once, while the waves before are still loading their model and the waves after still booting.
-func TestScaleOutScalesEachWaveAsItsNodesArrive(t *testing.T) {
-	env := newEnv(t)
-	start := env.Now()
-	const boot, load = 150 * time.Second, 70 * time.Second
-	nodesAt := map[int32]time.Time{}      // node count -> when that many are Ready (asked for + boot)
-	scaledAt := map[int32]time.Duration{} // replicas -> when the Deployment was scaled to them
+// nodesBootIn answers the node group: the nodes asked for by a SetGroupSize are Ready boot later (a wait
+// for them retries until then).
+func nodesBootIn(env *testsuite.TestWorkflowEnvironment, boot time.Duration) {
+	nodesAt := map[int32]time.Time{} // node count -> when that many are Ready
 	env.OnActivity(nodes.SetGroupSize, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
 		nodesAt[args.Get(1).(activities.SetGroupSizeInput).Size] = env.Now().Add(boot)
 	}).Return(activities.SetGroupSizeResult{}, nil)
@@ -338,6 +334,16 @@ func TestScaleOutScalesEachWaveAsItsNodesArrive(t *testing.T) {
 			}
 			return activities.WaitNodesResult{}, nil
 		})
+}
+
+// Each request to the node group is a wave of its own: when its nodes are Ready the Deployment is scaled
+// for it at once, while the waves before are still loading their model and the waves after still booting.
+func TestScaleOutScalesEachWaveAsItsNodesArrive(t *testing.T) {
+	env := newEnv(t)
+	start := env.Now()
+	const boot, load = 150 * time.Second, 70 * time.Second
+	nodesBootIn(env, boot)
+	scaledAt := map[int32]time.Duration{} // replicas -> when the Deployment was scaled to them
 	env.OnActivity(cluster.ScaleDeployment, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
 		scaledAt[args.Get(1).(activities.ScaleDeploymentInput).Replicas] = env.Now().Sub(start)
 	}).Return(activities.ScaleDeploymentResult{}, nil)
@@ -377,17 +383,7 @@ func TestScaleOutScalesEachWaveAsItsNodesArrive(t *testing.T) {
 func TestScaleOutStopsAtAWaveWhosePodsFailAndGivesTheCountBack(t *testing.T) {
 	env := newEnv(t)
 	start := env.Now()
-	nodesAt := map[int32]time.Time{}
-	env.OnActivity(nodes.SetGroupSize, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
-		nodesAt[args.Get(1).(activities.SetGroupSizeInput).Size] = env.Now().Add(150 * time.Second)
-	}).Return(activities.SetGroupSizeResult{}, nil)
-	env.OnActivity(nodes.WaitNodesReady, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.WaitNodesInput) (activities.WaitNodesResult, error) {
-			if at := nodesAt[in.Want]; env.Now().Before(at) {
-				return activities.WaitNodesResult{}, notYetUntil(env, at)
-			}
-			return activities.WaitNodesResult{}, nil
-		})
+	nodesBootIn(env, 150*time.Second)
 	var scales []int32
 	env.OnActivity(cluster.ScaleDeployment, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
 		scales = append(scales, args.Get(1).(activities.ScaleDeploymentInput).Replicas)
