@@ -472,3 +472,34 @@ func TestScaleInAsksTheGroupAgainOnceAVictimHasLeft(t *testing.T) {
 		t.Fatalf("uncordoned %v, registered again %v: want n2 back in service", back.uncordoned, back.registered)
 	}
 }
+
+// A scale-in cancelled while a drained node is being terminated lets the termination finish: the node's
+// replicas are off the Deployment already, and the victims not drained yet are put back.
+func TestScaleInCancelledWhileTerminatingFinishesTheTermination(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(nodes.CheckRemovable, mock.Anything, mock.Anything).Return(nil)
+	back := takingOut(env)
+	env.OnActivity(cluster.DrainNode, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.DrainInput) (activities.DrainResult, error) {
+			return activities.DrainResult{Evicted: []string{"p" + in.Node[1:]}, Replicas: in.FromReplicas - 1}, nil
+		}).Once()
+	env.OnActivity(nodes.TerminateNode, mock.Anything, mock.Anything).Return(func(context.Context, activities.TerminateNodeInput) error {
+		go env.CancelWorkflow() // load returns while the instance is being terminated
+		time.Sleep(100 * time.Millisecond)
+		return nil
+	}).Once()
+	env.OnActivity(cluster.ScaleDeployment, mock.Anything, mock.Anything).Return(activities.ScaleDeploymentResult{}, nil)
+	var cancelled []string
+	env.SetOnActivityCanceledListener(func(info *activity.Info) { cancelled = append(cancelled, info.ActivityType.Name) })
+
+	env.ExecuteWorkflow(workflows.ScaleInWorkflowName, twoVictims())
+	if err := env.GetWorkflowError(); !temporal.IsCanceledError(err) {
+		t.Fatalf("error %v, want cancelled", err)
+	}
+	if slices.Contains(cancelled, "TerminateNode") {
+		t.Fatalf("activities cancelled %v: the termination of the drained node must finish", cancelled)
+	}
+	if !back.uncordoned["n2"] || back.uncordoned["n1"] {
+		t.Fatalf("uncordoned %v: want n2 (not drained) back in service and n1 (terminated) not", back.uncordoned)
+	}
+}

@@ -214,8 +214,11 @@ func drainAndTerminate(ctx workflow.Context, in ScaleInInput, v policy.Victim, t
 	*replicas = drained.Replicas
 	result.Replicas = drained.Replicas
 	node := activities.NodeRef{Name: v.Node, InstanceID: v.InstanceID}
-	if err := workflow.ExecuteActivity(quick(ctx, fmt.Sprintf("terminate %s (%s) and shrink %s", v.Node, v.InstanceID, m.Group.Group)),
-		nodesActs.TerminateNode, activities.TerminateNodeInput{Group: m.Group, Node: node}).Get(ctx, nil); err != nil {
+	// A drained node is terminated even if the saga is cancelled meanwhile: its replicas are off the
+	// Deployment already, and an empty cordoned node left in the group would count as capacity it is not.
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	if err := workflow.ExecuteActivity(quick(dctx, fmt.Sprintf("terminate %s (%s) and shrink %s", v.Node, v.InstanceID, m.Group.Group)),
+		nodesActs.TerminateNode, activities.TerminateNodeInput{Group: m.Group, Node: node}).Get(dctx, nil); err != nil {
 		// The node is empty and cordoned: leave it so; the next evaluation sees it and tries again.
 		return err
 	}
