@@ -72,7 +72,7 @@ func ScaleIn(ctx workflow.Context, in ScaleInInput) (ScaleResult, error) {
 // out of service, drained and terminated before the next one starts.
 func scaleInOneNodeAtATime(ctx workflow.Context, in ScaleInInput, replicas *int32, result *ScaleResult) error {
 	for _, v := range in.Victims {
-		o := takeOutOfService(ctx, in, v, *replicas)
+		o := takeOutOfService(ctx, in, v, *replicas, false)
 		if o.skipped != "" {
 			result.Skipped = append(result.Skipped, o.skipped)
 			continue
@@ -80,7 +80,7 @@ func scaleInOneNodeAtATime(ctx workflow.Context, in ScaleInInput, replicas *int3
 		if o.err != nil {
 			return o.err
 		}
-		if err := drainAndTerminate(ctx, in, v, o.targets, replicas, result); err != nil {
+		if err := drainAndTerminate(ctx, in, v, o.targets, replicas, result, false); err != nil {
 			return err
 		}
 	}
@@ -103,7 +103,7 @@ func scaleInVictims(ctx workflow.Context, in ScaleInInput, replicas *int32, resu
 		wg.Add(1)
 		workflow.Go(ctx, func(gctx workflow.Context) {
 			defer wg.Done()
-			out[i] = takeOutOfService(gctx, in, v, in.FromReplicas)
+			out[i] = takeOutOfService(gctx, in, v, in.FromReplicas, true)
 		})
 	}
 	wg.Wait(ctx)
@@ -142,7 +142,7 @@ func scaleInVictims(ctx workflow.Context, in ScaleInInput, replicas *int32, resu
 			failed = cmp.Or(failed, ctx.Err())
 			continue
 		}
-		if failed = drainAndTerminate(ctx, in, v, o.targets, replicas, result); failed == nil {
+		if failed = drainAndTerminate(ctx, in, v, o.targets, replicas, result, true); failed == nil {
 			removed++
 		}
 	}
@@ -163,8 +163,10 @@ func checkRemovable(ctx workflow.Context, in ScaleInInput, v policy.Victim) (ski
 }
 
 // takeOutOfService is a victim's first step: the group's consent, its pods out of the load balancer, the
-// node cordoned. A failure restores what was done (the Deployment to replicas).
-func takeOutOfService(ctx workflow.Context, in ScaleInInput, v policy.Victim, replicas int32) outOfService {
+// node cordoned. A failure restores what was done (the Deployment to replicas). together marks the saga
+// that takes its victims out together (version victims-out-together): runs from before it replay their
+// own commands, so what it changed in the shared steps is behind it.
+func takeOutOfService(ctx workflow.Context, in ScaleInInput, v policy.Victim, replicas int32, together bool) outOfService {
 	m := in.Model
 	if skipped, err := checkRemovable(ctx, in, v); skipped != "" || err != nil {
 		return outOfService{skipped: skipped, err: err}
@@ -186,7 +188,7 @@ func takeOutOfService(ctx workflow.Context, in ScaleInInput, v policy.Victim, re
 	}
 	// A cancelled saga waits for a cordon under way to end before it uncordons: else the cordon could land
 	// after the uncordon and leave the node cordoned.
-	cordon := workflow.WithWaitForCancellation(quick(ctx, "cordon "+v.Node), true)
+	cordon := workflow.WithWaitForCancellation(quick(ctx, "cordon "+v.Node), together)
 	if err := workflow.ExecuteActivity(cordon, clusterActs.Cordon,
 		activities.CordonInput{Node: v.Node, Unschedule: true}).Get(ctx, nil); err != nil {
 		restoreNode(ctx, m, v.Node, replicas, o.targets)
@@ -197,7 +199,7 @@ func takeOutOfService(ctx workflow.Context, in ScaleInInput, v policy.Victim, re
 
 // drainAndTerminate drains a victim taken out of service (restoring it if the drain fails), then terminates
 // it and shrinks the group.
-func drainAndTerminate(ctx workflow.Context, in ScaleInInput, v policy.Victim, targets []traffic.Target, replicas *int32, result *ScaleResult) error {
+func drainAndTerminate(ctx workflow.Context, in ScaleInInput, v policy.Victim, targets []traffic.Target, replicas *int32, result *ScaleResult, together bool) error {
 	m := in.Model
 	grace := "the pods' own grace period"
 	if in.DrainGrace > 0 {
@@ -214,9 +216,13 @@ func drainAndTerminate(ctx workflow.Context, in ScaleInInput, v policy.Victim, t
 	*replicas = drained.Replicas
 	result.Replicas = drained.Replicas
 	node := activities.NodeRef{Name: v.Node, InstanceID: v.InstanceID}
-	// A drained node is terminated even if the saga is cancelled meanwhile: its replicas are off the
-	// Deployment already, and an empty cordoned node left in the group would count as capacity it is not.
-	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	// A drained node is terminated even if the saga is cancelled meanwhile (runs from before
+	// victims-out-together aside): its replicas are off the Deployment already, and an empty cordoned node
+	// left in the group would count as capacity it is not.
+	dctx := ctx
+	if together {
+		dctx, _ = workflow.NewDisconnectedContext(ctx)
+	}
 	if err := workflow.ExecuteActivity(quick(dctx, fmt.Sprintf("terminate %s (%s) and shrink %s", v.Node, v.InstanceID, m.Group.Group)),
 		nodesActs.TerminateNode, activities.TerminateNodeInput{Group: m.Group, Node: node}).Get(dctx, nil); err != nil {
 		// The node is empty and cordoned: leave it so; the next evaluation sees it and tries again.
