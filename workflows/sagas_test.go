@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -223,22 +225,28 @@ func targetsOn(_ context.Context, in activities.PodTargetsInput) ([]traffic.Targ
 // finish in parallel; the drains then run one at a time, each from the count the one before left.
 func TestScaleInTakesEveryVictimOutOfServiceBeforeTheFirstDrain(t *testing.T) {
 	env := newEnv(t)
+	var mu sync.Mutex // the victims are taken out at once
 	var steps []string
+	step := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		steps = append(steps, s)
+	}
 	env.OnActivity(nodes.CheckRemovable, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(cluster.PodTargets, mock.Anything, mock.Anything).Return(targetsOn)
 	env.OnActivity(traf.DeregisterTargets, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
-		steps = append(steps, "deregister "+args.Get(1).(activities.TrafficInput).Targets[0].Pod)
+		step("deregister " + args.Get(1).(activities.TrafficInput).Targets[0].Pod)
 	}).Return(nil)
 	env.OnActivity(cluster.Cordon, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
-		steps = append(steps, "cordon "+args.Get(1).(activities.CordonInput).Node)
+		step("cordon " + args.Get(1).(activities.CordonInput).Node)
 	}).Return(nil)
 	env.OnActivity(cluster.DrainNode, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.DrainInput) (activities.DrainResult, error) {
-			steps = append(steps, fmt.Sprintf("drain %s from %d", in.Node, in.FromReplicas))
+			step(fmt.Sprintf("drain %s from %d", in.Node, in.FromReplicas))
 			return activities.DrainResult{Evicted: []string{"p" + in.Node[1:]}, Replicas: in.FromReplicas - 1}, nil
 		})
 	env.OnActivity(nodes.TerminateNode, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
-		steps = append(steps, "terminate "+args.Get(1).(activities.TerminateNodeInput).Node.Name)
+		step("terminate " + args.Get(1).(activities.TerminateNodeInput).Node.Name)
 	}).Return(nil)
 
 	env.ExecuteWorkflow(workflows.ScaleInWorkflowName, twoVictims())
@@ -264,6 +272,7 @@ func TestScaleInTakesEveryVictimOutOfServiceBeforeTheFirstDrain(t *testing.T) {
 
 // putBack is what a scale-in put back into service: the nodes uncordoned, the pods registered again.
 type putBack struct {
+	mu         sync.Mutex // victims are taken out, and can be put back, at once
 	uncordoned map[string]bool
 	registered []string
 }
@@ -275,11 +284,15 @@ func takingOut(env *testsuite.TestWorkflowEnvironment) *putBack {
 	env.OnActivity(cluster.PodTargets, mock.Anything, mock.Anything).Return(targetsOn)
 	env.OnActivity(traf.DeregisterTargets, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(cluster.Cordon, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		back.mu.Lock()
+		defer back.mu.Unlock()
 		if in := args.Get(1).(activities.CordonInput); !in.Unschedule {
 			back.uncordoned[in.Node] = true
 		}
 	}).Return(nil)
 	env.OnActivity(traf.RegisterTargets, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		back.mu.Lock()
+		defer back.mu.Unlock()
 		for _, tg := range args.Get(1).(activities.TrafficInput).Targets {
 			back.registered = append(back.registered, tg.Pod)
 		}
@@ -378,28 +391,46 @@ func TestScaleOutScalesEachWaveAsItsNodesArrive(t *testing.T) {
 	}
 }
 
-// A wave whose pods never become Ready stops the saga: no later wave is scaled for, and the Deployment goes
-// back to what served before it.
+// A wave whose pods never become Ready stops the saga: no wave starts after it, and the Deployment goes back
+// to what served (its count before the saga, or a wave before that went on to serve).
 func TestScaleOutStopsAtAWaveWhosePodsFailAndGivesTheCountBack(t *testing.T) {
-	env := newEnv(t)
-	start := env.Now()
-	nodesBootIn(env, 150*time.Second)
-	var scales []int32
-	env.OnActivity(cluster.ScaleDeployment, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
-		scales = append(scales, args.Get(1).(activities.ScaleDeploymentInput).Replicas)
-	}).Return(activities.ScaleDeploymentResult{}, nil)
-	env.OnActivity(cluster.WaitPodsReady, mock.Anything, mock.Anything).Return(activities.WaitPodsResult{},
-		temporal.NewNonRetryableApplicationError("deployment models/llm: 3 of 4 pods Ready at the deadline", activities.ErrPodsNotReady, nil))
-	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.SignalRetarget, workflows.Retarget{Replicas: 6, Nodes: 6}) }, 15*time.Second)
+	for _, c := range []struct {
+		name      string
+		failsFrom int32 // the pods of waves of at least this many replicas never become Ready
+		scales    string
+	}{
+		{"the first wave fails while the raised one's nodes boot", 4, "[4 3]"},
+		{"the raised wave fails after the first served", 6, "[4 6 4]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := newEnv(t)
+			nodesBootIn(env, 150*time.Second)
+			var scales []int32
+			env.OnActivity(cluster.ScaleDeployment, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+				scales = append(scales, args.Get(1).(activities.ScaleDeploymentInput).Replicas)
+			}).Return(activities.ScaleDeploymentResult{}, nil)
+			env.OnActivity(cluster.WaitPodsReady, mock.Anything, mock.Anything).Return(
+				func(_ context.Context, in activities.WaitPodsInput) (activities.WaitPodsResult, error) {
+					if in.Replicas >= c.failsFrom {
+						return activities.WaitPodsResult{}, temporal.NewNonRetryableApplicationError(
+							fmt.Sprintf("deployment models/llm: 3 of %d pods Ready at the deadline", in.Replicas), activities.ErrPodsNotReady, nil)
+					}
+					return activities.WaitPodsResult{}, nil
+				})
+			env.OnActivity(traf.RegisterTargets, mock.Anything, mock.Anything).Return(nil).Maybe()
+			env.OnActivity(traf.WaitServing, mock.Anything, mock.Anything).Return([]string{}, nil).Maybe()
+			env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.SignalRetarget, workflows.Retarget{Replicas: 6, Nodes: 6}) }, 15*time.Second)
 
-	in := scaleOutInput()
-	in.FromReplicas, in.TargetReplicas, in.FromNodes, in.TargetNodes = 3, 4, 3, 4
-	env.ExecuteWorkflow(workflows.ScaleOutWorkflowName, in)
-	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "pods Ready at the deadline") {
-		t.Fatalf("error %v, want the pods' failure", err)
-	}
-	if fmt.Sprint(scales) != "[4 3]" {
-		t.Fatalf("the Deployment was scaled to %v (by %s), want 4 then back to 3: the raised wave must not start after the failure", scales, env.Now().Sub(start))
+			in := scaleOutInput()
+			in.FromReplicas, in.TargetReplicas, in.FromNodes, in.TargetNodes = 3, 4, 3, 4
+			env.ExecuteWorkflow(workflows.ScaleOutWorkflowName, in)
+			if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "pods Ready at the deadline") {
+				t.Fatalf("error %v, want the pods' failure", err)
+			}
+			if fmt.Sprint(scales) != c.scales {
+				t.Fatalf("the Deployment was scaled to %v, want %s", scales, c.scales)
+			}
+		})
 	}
 }
 
@@ -443,10 +474,9 @@ func TestScaleInDrainsNothingWhenAVictimCannotBeTakenOut(t *testing.T) {
 // before the next is drained, and a group that now refuses keeps that node, back in service.
 func TestScaleInAsksTheGroupAgainOnceAVictimHasLeft(t *testing.T) {
 	env := newEnv(t)
-	checks := 0
+	var checks atomic.Int32 // the first two run at once
 	env.OnActivity(nodes.CheckRemovable, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CheckRemovableInput) error {
-		checks++
-		if checks > 2 {
+		if checks.Add(1) > 2 {
 			return temporal.NewNonRetryableApplicationError("group gpu-pool is at its minimum size (1)", activities.ErrNotRemovable, nil)
 		}
 		return nil
@@ -465,8 +495,8 @@ func TestScaleInAsksTheGroupAgainOnceAVictimHasLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = env.GetWorkflowResult(&res)
-	if checks != 3 || len(res.Removed) != 1 || res.Removed[0].Name != "n1" || len(res.Skipped) != 1 || !strings.HasPrefix(res.Skipped[0], "n2: ") {
-		t.Fatalf("%d checks, result %+v: want n1 removed and n2 kept after a third check", checks, res)
+	if checks.Load() != 3 || len(res.Removed) != 1 || res.Removed[0].Name != "n1" || len(res.Skipped) != 1 || !strings.HasPrefix(res.Skipped[0], "n2: ") {
+		t.Fatalf("%d checks, result %+v: want n1 removed and n2 kept after a third check", checks.Load(), res)
 	}
 	if !back.uncordoned["n2"] || fmt.Sprint(back.registered) != "[p2]" {
 		t.Fatalf("uncordoned %v, registered again %v: want n2 back in service", back.uncordoned, back.registered)

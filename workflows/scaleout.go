@@ -130,7 +130,9 @@ func (s *scaleOut) overlappingWaves(ctx workflow.Context, result *ScaleResult) e
 			sel.AddReceive(s.retarget, func(c workflow.ReceiveChannel, _ bool) { s.raise(c, ctx) })
 			sel.Select(ctx)
 			s.drainSignals(ctx)
-			failed = s.request(ctx)
+			if serveFailed == nil {
+				failed = s.request(ctx)
+			}
 			continue
 		}
 		wave.Replicas, wave.Nodes = max(wave.Replicas, last.Replicas), max(wave.Nodes, last.Nodes)
@@ -151,7 +153,9 @@ func (s *scaleOut) overlappingWaves(ctx workflow.Context, result *ScaleResult) e
 			served.Send(gctx, nil)
 		})
 		s.drainSignals(ctx)
-		failed = s.request(ctx)
+		if serveFailed == nil { // no nodes for waves that will not start
+			failed = s.request(ctx)
+		}
 	}
 	for pending > 0 {
 		receive(served, true)
