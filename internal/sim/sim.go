@@ -174,7 +174,11 @@ func (p *pod) isReady(now time.Time) bool {
 	return p.node != nil && !p.gone && !p.ready.IsZero() && !now.Before(p.ready)
 }
 
-func (p *pod) routable(now time.Time) bool { return p.isReady(now) && !p.deleting && !p.deregistered }
+// inBalancer says whether the load balancer may send to the pod once it serves: not going away, not taken
+// out of the load balancer.
+func (p *pod) inBalancer() bool { return !p.gone && !p.deleting && !p.deregistered }
+
+func (p *pod) routable(now time.Time) bool { return p.isReady(now) && p.inBalancer() }
 
 // finishedBy advances the pod's server to t and returns what finished.
 func (p *pod) finishedBy(t time.Time) []serving.Done {
@@ -375,7 +379,7 @@ func (s *sim) route(r serving.Request) {
 	if s.balancedStale {
 		s.balanced = s.balanced[:0]
 		for _, p := range s.pods {
-			if p.srv != nil && !p.gone && !p.deleting && !p.deregistered {
+			if p.srv != nil && p.inBalancer() {
 				s.balanced = append(s.balanced, p)
 			}
 		}
