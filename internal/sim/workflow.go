@@ -74,7 +74,7 @@ func RunWorkflow(reqs []trace.Request, a Assumptions, name string, spec config.M
 }
 
 // workflowCluster is the simulated cluster behind the workflow's activities. The activities run on the
-// test environment's goroutines, so every one takes the lock.
+// test environment's goroutines, so every one takes the lock (acting).
 type workflowCluster struct {
 	mu      sync.Mutex
 	s       *sim
@@ -131,15 +131,11 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 		lb       *activities.Traffic
 	)
 	env.OnActivity(observer.Observe, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ObserveInput) (policy.Observation, error) {
-			s := c.at()
-			defer c.mu.Unlock()
+		acting(c, func(s *sim, in activities.ObserveInput) (policy.Observation, error) {
 			return s.observe(policy.Spec{Metrics: in.Metrics}, nil), nil
-		})
+		}))
 	env.OnActivity(nodes.SetGroupSize, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.SetGroupSizeInput) (activities.SetGroupSizeResult, error) {
-			s := c.at()
-			defer c.mu.Unlock()
+		acting(c, func(s *sim, in activities.SetGroupSizeInput) (activities.SetGroupSizeResult, error) {
 			prev := int32(s.liveNodes())
 			s.setGroupSize(int(in.Size))
 			// A lower size (a compensation) ends instances, those not serving yet first, newest first.
@@ -152,11 +148,9 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 				s.terminateNode(s.nodes[i])
 			}
 			return activities.SetGroupSizeResult{Previous: prev}, nil
-		})
+		}))
 	env.OnActivity(nodes.WaitNodesReady, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.WaitNodesInput) (activities.WaitNodesResult, error) {
-			s := c.at()
-			defer c.mu.Unlock()
+		acting(c, func(s *sim, in activities.WaitNodesInput) (activities.WaitNodesResult, error) {
 			var out activities.WaitNodesResult
 			var at []time.Time
 			for _, n := range s.nodes {
@@ -172,21 +166,17 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 				}
 			}
 			return out, waited(s, len(out.Serving), int(in.Want), at, in.Deadline, "nodes Ready with GPUs allocatable", activities.ErrNodesNotReady, out)
-		})
+		}))
 	env.OnActivity(nodes.TerminateNode, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.TerminateNodeInput) error {
-			s := c.at()
-			defer c.mu.Unlock()
+		actingOnly(c, func(s *sim, in activities.TerminateNodeInput) error {
 			if n := s.nodeNamed(in.Node.Name); n != nil {
 				s.terminateNode(n) // an instance already gone is success
 			}
 			return nil
-		})
+		}))
 	env.OnActivity(nodes.CheckRemovable, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(cluster.ScaleDeployment, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ScaleDeploymentInput) (activities.ScaleDeploymentResult, error) {
-			s := c.at()
-			defer c.mu.Unlock()
+		acting(c, func(s *sim, in activities.ScaleDeploymentInput) (activities.ScaleDeploymentResult, error) {
 			prev := s.replicas
 			// The candidates' pod-deletion-cost makes the ReplicaSet remove them first.
 			surplus := len(s.activePods()) - int(in.Replicas)
@@ -199,11 +189,9 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 			s.setReplicas(in.Replicas, c.grace)
 			s.schedule()
 			return activities.ScaleDeploymentResult{Previous: prev}, nil
-		})
+		}))
 	env.OnActivity(cluster.WaitPodsReady, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.WaitPodsInput) (activities.WaitPodsResult, error) {
-			s := c.at()
-			defer c.mu.Unlock()
+		acting(c, func(s *sim, in activities.WaitPodsInput) (activities.WaitPodsResult, error) {
 			var out activities.WaitPodsResult
 			var at []time.Time
 			for _, p := range s.activePods() {
@@ -215,11 +203,9 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 				}
 			}
 			return out, waited(s, len(out.Ready), int(in.Replicas), at, in.Deadline, "pods Ready", activities.ErrPodsNotReady)
-		})
+		}))
 	env.OnActivity(cluster.PodTargets, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.PodTargetsInput) ([]traffic.Target, error) {
-			s := c.at()
-			defer c.mu.Unlock()
+		acting(c, func(s *sim, in activities.PodTargetsInput) ([]traffic.Target, error) {
 			var out []traffic.Target
 			for _, p := range s.pods {
 				// The Deployment's Ready pods (not terminating), on the node or by name, as the activity lists them.
@@ -229,21 +215,17 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 				out = append(out, traffic.Target{Pod: p.name, Node: p.node.name})
 			}
 			return out, nil
-		})
+		}))
 	env.OnActivity(cluster.Cordon, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.CordonInput) error {
-			s := c.at()
-			defer c.mu.Unlock()
+		actingOnly(c, func(s *sim, in activities.CordonInput) error {
 			if n := s.nodeNamed(in.Node); n != nil {
 				n.cordoned = in.Unschedule
 				s.schedule() // an uncordoned node takes pending pods
 			}
 			return nil
-		})
+		}))
 	env.OnActivity(cluster.DrainNode, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.DrainInput) (activities.DrainResult, error) {
-			s := c.at()
-			defer c.mu.Unlock()
+		acting(c, func(s *sim, in activities.DrainInput) (activities.DrainResult, error) {
 			n := s.nodeNamed(in.Node)
 			var out activities.DrainResult
 			var gone []time.Time
@@ -274,11 +256,9 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 			out.Replicas = s.replicas
 			// Each pod goes by the end of its grace: the drain never waits past the last one.
 			return out, waited(s, 0, len(gone), gone, in.Deadline, "evicted pods gone", activities.ErrDrainTimeout)
-		})
+		}))
 	env.OnActivity(lb.RegisterTargets, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.TrafficInput) error {
-			s := c.at()
-			defer c.mu.Unlock()
+		actingOnly(c, func(s *sim, in activities.TrafficInput) error {
 			for _, t := range in.Targets {
 				if p := s.podNamed(t.Pod); p != nil && p.deregistered {
 					p.deregistered = false
@@ -287,7 +267,7 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 			}
 			s.flushGateway()
 			return nil
-		})
+		}))
 	env.OnActivity(lb.WaitServing, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.TrafficInput) ([]string, error) {
 			out := make([]string, len(in.Targets))
@@ -297,9 +277,7 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 			return out, nil
 		})
 	env.OnActivity(lb.DeregisterTargets, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.TrafficInput) error {
-			s := c.at()
-			defer c.mu.Unlock()
+		actingOnly(c, func(s *sim, in activities.TrafficInput) error {
 			for _, t := range in.Targets {
 				if p := s.podNamed(t.Pod); p != nil {
 					p.deregistered = true
@@ -307,13 +285,26 @@ func (c *workflowCluster) newEnvironment(start time.Time) *testsuite.TestWorkflo
 				}
 			}
 			return nil
-		})
+		}))
 	return env
 }
 
-// at takes the lock and plays the simulated cluster up to the workflow's clock; the caller unlocks.
-func (c *workflowCluster) at() *sim {
-	c.mu.Lock()
-	c.s.runUntil(c.env.Now())
-	return c.s
+// acting is the mock of an activity: fn acts on the simulated cluster, played up to the workflow's clock,
+// under the lock (the test environment runs activities on goroutines of their own).
+func acting[In, Out any](c *workflowCluster, fn func(*sim, In) (Out, error)) func(context.Context, In) (Out, error) {
+	return func(_ context.Context, in In) (Out, error) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.s.runUntil(c.env.Now())
+		return fn(c.s, in)
+	}
+}
+
+// actingOnly is acting for an activity that returns only an error.
+func actingOnly[In any](c *workflowCluster, fn func(*sim, In) error) func(context.Context, In) error {
+	act := acting(c, func(s *sim, in In) (struct{}, error) { return struct{}{}, fn(s, in) })
+	return func(ctx context.Context, in In) error {
+		_, err := act(ctx, in)
+		return err
+	}
 }
