@@ -218,10 +218,9 @@ func (s *State) trim(spec Spec, now time.Time, cycle time.Duration) {
 }
 
 // compactBefore keeps one recommendation a minute, the highest at the minute's first time, of those at or
-// before cutoff. Older than the
-// stabilization windows, recommendations serve only the burst cycle's forecast, the highest over a lead time
-// and a half one cycle ago, where a minute's highest is as good; an hour of them is then 60 entries, not 240,
-// in the state every evaluation records.
+// before cutoff. Older than the stabilization windows, recommendations serve only the burst cycle's
+// forecast, the highest over a lead time and a half one cycle ago, where a minute's highest is as good; an
+// hour of them is then 60 entries, not 240, in the state every evaluation records.
 func compactBefore(recs []TimedRecommendation, cutoff time.Time) []TimedRecommendation {
 	n := 0
 	for n < len(recs) && !recs[n].Time.After(cutoff) {
