@@ -48,8 +48,8 @@ const minTrendPoints = 6
 // autocorrelation (a rate over a 1-minute window read every 15 s shares most of its samples with the
 // previous reading, so n readings hold far fewer than n independent ones); and the readings must span at
 // least a lead time, as a trend is not extrapolated past the time it was seen over. Then it projects the
-// slope itself, the best estimate of the ramp: a ramp that is real but under-projected is served late.
-// Within two lead times of a burst start it projects nothing: a burst is a step, not a ramp, and
+// slope itself, the best estimate of the ramp: a ramp that is real but under-projected is served late (the
+// last lead time's slope when that is steeper beyond doubt: the ramp is accelerating). Within two lead times of a burst start it projects nothing: a burst is a step, not a ramp, and
 // extrapolating it would order capacity far past its level.
 func (s *State) demandTrend(slots float64, now time.Time, lead, horizon time.Duration) float64 {
 	s.Demand = keepAfter(s.Demand, now.Add(-2*lead), func(v TimedValue) time.Time { return v.Time })
@@ -67,7 +67,24 @@ func (s *State) demandTrend(slots float64, now time.Time, lead, horizon time.Dur
 	if lower <= 0 {
 		return 0
 	}
+	// A ramp that accelerates (a daily cycle's foot) outruns the slope fitted over two lead times, which is
+	// the slope of a lead time ago: the last lead time's own slope, when it is steeper beyond doubt (its
+	// lower bound above that slope), is the better estimate of the rise to come. Merely steeper is not
+	// enough: on a noisy ramp the last lead time's slope is steeper half the time, and projecting it would
+	// order capacity the next reading gives back.
+	if recent, recentLower := fitSlope(since(s.Demand, now.Add(-lead))); recentLower > slope {
+		slope = recent
+	}
 	return slope * horizon.Seconds()
+}
+
+// since is the readings at or after from (they are in time order).
+func since(vs []TimedValue, from time.Time) []TimedValue {
+	i := 0
+	for i < len(vs) && vs[i].Time.Before(from) {
+		i++
+	}
+	return vs[i:]
 }
 
 // fitSlope is the least-squares slope (per second) of the readings and the lower end of its 95% confidence

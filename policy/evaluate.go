@@ -43,12 +43,14 @@ const (
 	LimitInvalidMetric   LimitKind = "invalid-metric"
 	LimitPanicHold       LimitKind = "panic-hold"
 	// LimitBurstCycle: bursts recur, and capacity is ordered a lead time ahead of the next one.
-	LimitBurstCycle   LimitKind = "burst-cycle"
-	LimitScaleToZero  LimitKind = "scale-to-zero"
-	LimitDisabled     LimitKind = "autoscaling-disabled"
-	LimitNodeGroupMax LimitKind = "node-group-max"
-	LimitPaused       LimitKind = "paused"
-	LimitPinned       LimitKind = "pinned"
+	LimitBurstCycle LimitKind = "burst-cycle"
+	// LimitWaitingRequests: no scale-in while requests wait for a batch slot.
+	LimitWaitingRequests LimitKind = "waiting-requests"
+	LimitScaleToZero     LimitKind = "scale-to-zero"
+	LimitDisabled        LimitKind = "autoscaling-disabled"
+	LimitNodeGroupMax    LimitKind = "node-group-max"
+	LimitPaused          LimitKind = "paused"
+	LimitPinned          LimitKind = "pinned"
 	// LimitBackoff is added by the autoscaler workflow: scale-outs wait after a failed one.
 	LimitBackoff LimitKind = "scale-out-backoff"
 )
@@ -90,7 +92,11 @@ func Evaluate(in Input, st *State, now time.Time) Decision {
 	spec := in.Spec.WithDefaults()
 	lead := leadTime(spec, in.LeadTime)
 	cycle := st.burstCycle(now)
-	spec = holdForDemand(spec, lead)
+	if cycle == 0 {
+		// While bursts recur, the cycle's forecast orders capacity ahead of the next one: holding the last
+		// burst's capacity beyond the spec's own window would pay for most of the quiet part of each cycle.
+		spec = holdForDemand(spec, lead)
+	}
 	obs := in.Observation
 	st.trim(spec, now, cycle)
 
@@ -270,6 +276,13 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 		d.Limits = append(d.Limits, l)
 	}
 
+	if desired < current {
+		if waiting, ok := waitingRequests(spec, obs); ok && waiting > float64(d.ReadyReplicas) {
+			d.limit(LimitWaitingRequests, desired, current, fmt.Sprintf("waiting requests: %s wait, more than one per ready replica; "+
+				"no scale-in until they are served (a victim's own queue could outlast its drain)", formatNumber(waiting)))
+			desired = current
+		}
+	}
 	if z != nil && !panicking && activationKnown && now.Sub(st.LastActive) >= z.Idle.D() {
 		d.limit(LimitScaleToZero, desired, 0, fmt.Sprintf("idle since %s (%s at or below %s for %s): scaling to zero",
 			st.LastActive.UTC().Format(time.TimeOnly), z.Activation.Name, formatNumber(z.ActivationThreshold), z.Idle))
@@ -473,6 +486,16 @@ func holdForDemand(spec Spec, lead time.Duration) Spec {
 		}
 	}
 	return spec
+}
+
+// waitingRequests is a Demand metric's backlog reading: the requests waiting for a batch slot.
+func waitingRequests(spec Spec, obs Observation) (float64, bool) {
+	for _, m := range spec.Metrics {
+		if r := findReading(obs, m.Name()); m.Type == DemandMetric && r != nil && r.Demand != nil && r.Demand.Backlog != nil {
+			return *r.Demand.Backlog, true
+		}
+	}
+	return 0, false
 }
 
 func hasDemand(spec Spec) bool {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -377,9 +378,13 @@ func TestDemandNeitherExtrapolatesABurstNorMissesTheNextOfRecurringBursts(t *tes
 	if d = bursts(&st, spec, 11*time.Minute, 26*time.Minute, rate, &current); d.DesiredReplicas > 2 {
 		t.Fatalf("12 minutes after the first burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
-	// The second burst makes a cycle of 20 minutes. Between bursts capacity goes: 8 minutes after the second
-	// one the hold is over, and one cycle ago the next 4.5 minutes were quiet.
-	if d = bursts(&st, spec, 26*time.Minute, 42*time.Minute, rate, &current); d.DesiredReplicas > 2 {
+	// The second burst makes a cycle of 20 minutes. Between bursts capacity goes once the spec's own window
+	// (the HPA's 300 s) is over: the cycle's forecast, not the demand hold of twice the lead time (6 min),
+	// brings it back for the next burst, and one cycle ago the next 4.5 minutes were quiet.
+	if d = bursts(&st, spec, 26*time.Minute, 39*time.Minute+30*time.Second, rate, &current); d.DesiredReplicas > 2 {
+		t.Fatalf("5.5 minutes after the second burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	}
+	if d = bursts(&st, spec, 39*time.Minute+30*time.Second, 42*time.Minute, rate, &current); d.DesiredReplicas > 2 {
 		t.Fatalf("8 minutes after the second burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
 	// It comes back ahead of the third burst (at 50 minutes): 4.5 minutes ahead, one cycle ago, was a burst.
@@ -611,5 +616,44 @@ func TestRecommendationsOlderThanTheWindowsAreKeptOneAMinute(t *testing.T) {
 		if !st.Recommendations[i].Time.After(st.Recommendations[i-1].Time) {
 			t.Fatalf("recommendations out of order at %d", i)
 		}
+	}
+}
+
+func TestNoScaleInWhileMoreRequestsWaitThanReplicasServe(t *testing.T) {
+	// 10 req/s x 7 s need 6 replicas of the 10 running, but 30 requests wait: the count stays while they do.
+	spec := demandSpec(3 * time.Minute)
+	var st State
+	current := int32(10)
+	d := run(&st, spec, 0, 10*time.Minute, &current, func(time.Duration, int32) Observation { return demandObs(current, 10, 30) })
+	if d.DesiredReplicas != 10 || !hasLimit(d, LimitWaitingRequests) {
+		t.Fatalf("30 requests waiting on 10 replicas: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	}
+	if !strings.Contains(d.Summary, "held at 10 by waiting requests: 30 wait") {
+		t.Fatalf("the record does not say why: %s", d.Summary)
+	}
+	// A few waiting (no more than one per ready replica) is a busy pool's normal queue: the scale-in goes on.
+	d = run(&st, spec, 10*time.Minute, 11*time.Minute, &current, func(time.Duration, int32) Observation { return demandObs(current, 10, 10) })
+	if d.DesiredReplicas != 6 || hasLimit(d, LimitWaitingRequests) {
+		t.Fatalf("10 requests waiting on 10 replicas: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	}
+}
+
+func TestARampThatAcceleratesIsProjectedAtItsRecentSlope(t *testing.T) {
+	// 10 + m²/2 req/s at minute m (a daily cycle's foot), lead time 4 minutes. At minute 8 the slope over the
+	// last two lead times is the slope at minute 4 (4 req/s a minute); the last lead time's is the slope at
+	// minute 6 (6 req/s a minute), nearer the 8 of now. The rise is projected over 4.5 minutes (the lead
+	// time and half the rate window): x 7 s a request, 6 req/s a minute makes 189 busy slots, 4 would make 126.
+	spec := demandSpec(4 * time.Minute)
+	var st State
+	current := int32(2)
+	d := run(&st, spec, 0, 8*time.Minute+15*time.Second, &current, func(at time.Duration, current int32) Observation {
+		return demandObs(current, 10+at.Minutes()*at.Minutes()/2, 0)
+	})
+	var rise float64
+	if _, err := fmt.Sscanf(d.Metrics[0].Note[strings.Index(d.Metrics[0].Note, "rising: +")+len("rising: +"):], "%g", &rise); err != nil {
+		t.Fatalf("no rise projected: %v\n%s", err, d.Metrics[0].Note)
+	}
+	if rise < 170 || rise > 210 {
+		t.Fatalf("projected rise %.1f busy slots, want about 189 (the last lead time's slope)\n%s", rise, d.Metrics[0].Note)
 	}
 }

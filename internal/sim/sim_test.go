@@ -195,9 +195,10 @@ func TestSurgeGivesOneScaleOutAndTheScaleInLosesNothing(t *testing.T) {
 // Shapes the policy was not tuned on, as regression guards: every one loses nothing on scale-in and costs
 // fewer node-hours than the HPA with the Cluster Autoscaler, and none falls more than a point or two below
 // the attainment it reached when these were added. A daily cycle compressed into an hour (demand doubles
-// within a lead time at its foot) was once taken for a burst and met 78%; it meets about 93% now, the ramp
-// still outrunning a straight line fitted over two lead times (the HPA on in-flight requests meets 98.7%
-// there, for 43% more node-hours).
+// within a lead time at its foot) was once taken for a burst and met 78%, then 93% with a straight line
+// fitted over two lead times, which the accelerating ramp outran; it meets about 95% now that the last lead
+// time's steeper slope is projected (the HPA on in-flight requests meets 98.7% there, for 42% more
+// node-hours).
 func TestOnShapesItWasNotTunedOn(t *testing.T) {
 	for _, c := range []struct {
 		name       string
@@ -205,7 +206,7 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 		rate       func(time.Duration) float64
 		attainment float64
 	}{
-		{"a daily cycle in an hour (5-35 req/s)", 2 * time.Hour, dailyInAnHour, 0.91},
+		{"a daily cycle in an hour (5-35 req/s)", 2 * time.Hour, dailyInAnHour, 0.935},
 		{"spikes to twice the load for 90 s every 7 min", 90 * time.Minute, func(t time.Duration) float64 {
 			if t%(7*time.Minute) < 90*time.Second {
 				return 30
@@ -267,13 +268,14 @@ func TestOnADailyShapeOursBeatsTheBaselineAndTheStaticSize(t *testing.T) {
 // On bursts after idle gaps longer than the lead time, no reactive policy serves a burst's start; the HPA
 // fed a queue of in-flight requests orders far too much, too late. Ours sizes from demand, learns the burst
 // cycle from two bursts and then orders capacity a lead time ahead of each burst, serving the later bursts
-// in full, and lets it go between them.
+// in full, and lets it go between them: for fewer node-hours than the static size that serves every burst.
 func TestOnRecurringBurstsOursLearnsTheCycleAndScalesAheadOfEachBurst(t *testing.T) {
 	reqs := synthetic(140*time.Minute, 4, bursty)
 	rep := compareOn(t, reqs)
-	ours, hpa := find(t, rep, "ours"), find(t, rep, "hpa+ca")
-	if ours.LostRequests != 0 || ours.GPUNodeHours >= hpa.GPUNodeHours/3 || ours.SLOAttainment <= hpa.SLOAttainment {
-		t.Errorf("ours: %.4f at %.2f node-hours, %d lost; hpa+ca %.4f at %.2f", ours.SLOAttainment, ours.GPUNodeHours, ours.LostRequests, hpa.SLOAttainment, hpa.GPUNodeHours)
+	ours, hpa, static := find(t, rep, "ours"), find(t, rep, "hpa+ca"), find(t, rep, "static")
+	if ours.LostRequests != 0 || ours.GPUNodeHours >= hpa.GPUNodeHours/3 || ours.SLOAttainment <= hpa.SLOAttainment || ours.GPUNodeHours >= static.GPUNodeHours {
+		t.Errorf("ours: %.4f at %.2f node-hours, %d lost; hpa+ca %.4f at %.2f; %s %.2f", ours.SLOAttainment, ours.GPUNodeHours, ours.LostRequests,
+			hpa.SLOAttainment, hpa.GPUNodeHours, static.Name, static.GPUNodeHours)
 	}
 	// After the second burst the cycle is known: the later bursts meet the SLO.
 	late := 0
