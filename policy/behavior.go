@@ -188,7 +188,7 @@ func (s State) cycleForecast(now time.Time, cycle, ahead time.Duration) int32 {
 	for _, r := range s.Recommendations {
 		// After `from`, as trim keeps them: a recommendation exactly one cycle old is already gone.
 		if r.Time.After(from) && !r.Time.After(to) {
-			want = max(want, r.Replicas)
+			want = max(want, r.forecast())
 		}
 	}
 	return want
@@ -201,9 +201,21 @@ func cycleAhead(lead time.Duration) time.Duration { return lead * 3 / 2 }
 // TimedRecommendation is one evaluation's recommendation: for the demand seen, and with a Demand metric's
 // projected rise when that differs.
 type TimedRecommendation struct {
-	Replicas  int32     `json:"replicas"`
-	Projected int32     `json:"projected,omitempty"`
-	Time      time.Time `json:"time"`
+	Replicas  int32 `json:"replicas"`
+	Projected int32 `json:"projected,omitempty"`
+	// Forecastable is the recommendation for a Demand metric's arrivals alone, when a backlog to drain made
+	// Replicas higher: a burst served late leaves a backlog, and the next burst, met by capacity ordered
+	// ahead of it, needs none of the replicas that drained it.
+	Forecastable *int32    `json:"forecastable,omitempty"`
+	Time         time.Time `json:"time"`
+}
+
+// forecast is what the recommendation asks of the same time one cycle later.
+func (r TimedRecommendation) forecast() int32 {
+	if r.Forecastable != nil {
+		return *r.Forecastable
+	}
+	return r.Replicas
 }
 
 // ScaleEvent is one change of the replica count.
@@ -251,7 +263,12 @@ func compactBefore(recs []TimedRecommendation, cutoff time.Time) []TimedRecommen
 		r.Projected = 0 // a projection is held for a lead time only, within the windows
 		if last := len(out) - 1; last >= 0 && out[last].Time.Truncate(time.Minute).Equal(r.Time.Truncate(time.Minute)) {
 			// At the minute's first time: the forecast then sees a burst start early rather than late.
+			forecast := max(out[last].forecast(), r.forecast())
 			out[last].Replicas = max(out[last].Replicas, r.Replicas)
+			out[last].Forecastable = nil
+			if forecast < out[last].Replicas {
+				out[last].Forecastable = &forecast
+			}
 			continue
 		}
 		out = append(out, r)
@@ -286,7 +303,7 @@ func longestPeriod(r *ScalingRules) time.Duration {
 // time), until the time it was made for: capacity ordered for a ramp is not given back before it serves
 // (nor on every dip of a noisy ramp's slope), and capacity ordered for a ramp that then stopped is not kept
 // through the whole window.
-func (s *State) stabilize(spec Spec, current, desired, seen int32, projectionHold time.Duration, now time.Time) (int32, Limit) {
+func (s *State) stabilize(spec Spec, current, desired, seen, forecastable int32, projectionHold time.Duration, now time.Time) (int32, Limit) {
 	b := spec.Behavior
 	if s.Started.IsZero() {
 		// A new autoscaler knows nothing of the load before it started: it treats the running count as its
@@ -320,6 +337,9 @@ func (s *State) stabilize(spec Spec, current, desired, seen int32, projectionHol
 	r := TimedRecommendation{Replicas: seen, Time: now}
 	if desired != seen {
 		r.Projected = desired
+	}
+	if forecastable < seen {
+		r.Forecastable = &forecastable
 	}
 	s.Recommendations = append(s.Recommendations, r)
 	var l Limit

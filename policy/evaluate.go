@@ -204,7 +204,9 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 			}
 		}
 	}
-	var proposal, seen int32
+	// seen is the proposal for the demand as read (no projected rise); forecastable for the arrivals alone
+	// (no backlog either), what a burst cycle's forecast orders for the next burst.
+	var proposal, seen, forecastable int32
 	invalid := 0
 	var firstInvalid string
 	for _, m := range spec.Metrics {
@@ -225,6 +227,10 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 			u = *p.Unprojected
 		}
 		seen = max(seen, u)
+		if p.Arrivals != nil {
+			u = *p.Arrivals
+		}
+		forecastable = max(forecastable, u)
 	}
 	d.Proposal = proposal
 	if invalid >= len(spec.Metrics) {
@@ -252,7 +258,7 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 		st.noteBurst(seen, now, lead)
 		projectionHold = lead
 	}
-	stabilized, l := st.stabilize(spec, current, proposal, seen, projectionHold, now)
+	stabilized, l := st.stabilize(spec, current, proposal, seen, forecastable, projectionHold, now)
 	if panicking && proposal > stabilized {
 		// A burst cannot wait for the scale-up window.
 		stabilized = proposal

@@ -657,3 +657,22 @@ func TestARampThatAcceleratesIsProjectedAtItsRecentSlope(t *testing.T) {
 		t.Fatalf("projected rise %.1f busy slots, want about 189 (the last lead time's slope)\n%s", rise, d.Metrics[0].Note)
 	}
 }
+
+func TestABurstCycleForecastsTheArrivalsNotTheBacklogOfALateBurst(t *testing.T) {
+	// The second burst (minutes 30 to 34) is served late: 1,800 requests wait through it, and draining them
+	// over the 3-minute lead time takes 70 busy slots more (17 replicas, not 11). The third burst, ordered
+	// ahead of time, meets no backlog: the forecast asks for the 11 its arrivals need.
+	spec := demandSpec(3 * time.Minute)
+	var st State
+	current := int32(2)
+	d := run(&st, spec, 0, 47*time.Minute, &current, func(at time.Duration, current int32) Observation {
+		backlog := 0.0
+		if at >= 30*time.Minute && at < 34*time.Minute {
+			backlog = 1800
+		}
+		return demandObs(current, burstsEvery20Minutes(at), backlog)
+	})
+	if d.DesiredReplicas != 11 || !hasLimit(d, LimitBurstCycle) {
+		t.Fatalf("3 minutes before the third burst: %d replicas, want the 11 of its arrivals\n%s", d.DesiredReplicas, d.Summary)
+	}
+}

@@ -28,6 +28,10 @@ type MetricProposal struct {
 	// lead time (set when there is a projected rise); the scale-down window holds it for its whole length,
 	// the projection for a lead time (see State.stabilize).
 	Unprojected *int32 `json:"unprojected,omitempty"`
+	// Arrivals is a Demand metric's proposal for the arrivals as read alone, without a backlog to drain or a
+	// projected rise (set when there is either): what a burst cycle's forecast orders for the next burst,
+	// which capacity ordered ahead of it meets without a backlog.
+	Arrivals    *int32 `json:"arrivals,omitempty"`
 	ReadyPods   int    `json:"readyPods,omitempty"`
 	MissingPods int    `json:"missingPods,omitempty"`
 	UnreadyPods int    `json:"unreadyPods,omitempty"`
@@ -513,6 +517,15 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 		var q MetricProposal
 		demandReplicas(unprojected, d, r, &q)
 		p.Unprojected = &q.Replicas
+	}
+	if in.demandRise > 0 || backlog > 0 {
+		alone := in
+		alone.demandRise = 0
+		noBacklog := *r
+		noBacklog.Backlog = nil
+		var q MetricProposal
+		demandReplicas(alone, d, &noBacklog, &q)
+		p.Arrivals = &q.Replicas
 	}
 }
 
