@@ -117,8 +117,9 @@ type DemandSource struct {
 	// further.
 	RateWindow Duration `json:"rateWindow,omitempty"`
 	// HoldFor keeps capacity after the demand falls (default twice the lead time). When bursts recur (the
-	// last two began at most an hour apart), capacity for the next one is ordered ahead of it: the demand
-	// seen one cycle ago over the next lead time and a half.
+	// last two began at most an hour apart), capacity for the next one is ordered ahead of it (the arrivals
+	// seen one cycle ago over the next lead time and a half), and that forecast takes the hold's place: the
+	// behavior's own scale-down window applies.
 	HoldFor Duration `json:"holdFor,omitempty"`
 }
 
