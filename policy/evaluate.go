@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +45,8 @@ const (
 	LimitPanicHold       LimitKind = "panic-hold"
 	// LimitBurstCycle: bursts recur, and capacity is ordered a lead time ahead of the next one.
 	LimitBurstCycle LimitKind = "burst-cycle"
+	// LimitRiseHeadroom: a scale-in keeps room for the rises of demand seen over the last hour.
+	LimitRiseHeadroom LimitKind = "rise-headroom"
 	// LimitWaitingRequests: no scale-in while requests wait for a batch slot.
 	LimitWaitingRequests LimitKind = "waiting-requests"
 	LimitScaleToZero     LimitKind = "scale-to-zero"
@@ -282,6 +285,9 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 		d.Limits = append(d.Limits, l)
 	}
 
+	if desired < current && cycle == 0 {
+		desired = d.keepHeadroomForRises(spec, obs, st, current, desired, lead)
+	}
 	if desired < current {
 		if waiting, ok := waitingRequests(spec, obs); ok && waiting > float64(d.ReadyReplicas) {
 			d.limit(LimitWaitingRequests, desired, current, fmt.Sprintf("waiting requests: %s wait, more than one per ready replica; "+
@@ -293,6 +299,39 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 		d.limit(LimitScaleToZero, desired, 0, fmt.Sprintf("idle since %s (%s at or below %s for %s): scaling to zero",
 			st.LastActive.UTC().Format(time.TimeOnly), z.Activation.Name, formatNumber(z.ActivationThreshold), z.Idle))
 		return 0
+	}
+	return desired
+}
+
+// keepHeadroomForRises bounds a scale-in: it keeps the slots for the demand read now plus the rise over a
+// lead time that one lead time in ten exceeded over the last hour (riseQuantile), an empirical safety
+// stock. Capacity given back below that is missing, a lead time long, when such a rise comes: on a
+// volatile load a reactive policy otherwise scales in at a trough and meets the next rise short. The
+// headroom follows the load's own volatility (a fixed utilization target is too much for a smooth load and
+// too little for a jumpy one). A burst is a rise too, so the first burst's capacity is kept through the
+// next burst of a cycle; once the cycle is known its forecast does this instead (the caller skips this).
+func (d *Decision) keepHeadroomForRises(spec Spec, obs Observation, st *State, current, desired int32, lead time.Duration) int32 {
+	for _, m := range spec.Metrics {
+		r := findReading(obs, m.Name())
+		if m.Type != DemandMetric || m.Demand == nil || m.Demand.Concurrency <= 0 || r == nil || r.Demand == nil {
+			continue
+		}
+		service, ok := demandServiceTime(m.Demand, r.Demand)
+		if !ok {
+			continue
+		}
+		rise, ok := st.riseSeen(lead, riseQuantile)
+		if !ok {
+			continue
+		}
+		slots := r.Demand.Arrivals * service
+		keep := min(ceilReplicas((slots+rise)/float64(m.Demand.Concurrency)), current)
+		if keep > desired {
+			d.limit(LimitRiseHeadroom, desired, keep, fmt.Sprintf("rises seen: %s busy slots now + %s, the rise over %s that one "+
+				"lead time in %d of the last hour exceeded, need %d replicas of %d slots", formatNumber(slots), formatNumber(rise),
+				lead.Round(time.Second), int(math.Round(1/(1-riseQuantile))), keep, m.Demand.Concurrency))
+			desired = keep
+		}
 	}
 	return desired
 }

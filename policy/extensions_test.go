@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -374,8 +375,10 @@ func TestDemandNeitherExtrapolatesABurstNorMissesTheNextOfRecurringBursts(t *tes
 	if strings.Contains(d.Metrics[0].Note, "rising") || d.Proposal != 11 {
 		t.Fatalf("a minute into the first burst: proposal %d\n%s", d.Proposal, d.Metrics[0].Note)
 	}
-	// After the first burst the hold (twice the lead time) ends and capacity goes.
-	if d = bursts(&st, spec, 11*time.Minute, 26*time.Minute, rate, &current); d.DesiredReplicas > 2 {
+	// After the first burst the hold (twice the lead time) ends, but a scale-in keeps room for the rise
+	// seen: 14 busy slots now and the burst's rise of 126 over a lead time, at 16 a replica, keep 9 (the
+	// next burst of a cycle then finds them).
+	if d = bursts(&st, spec, 11*time.Minute, 26*time.Minute, rate, &current); d.DesiredReplicas != 9 || !hasLimit(d, LimitRiseHeadroom) {
 		t.Fatalf("12 minutes after the first burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
 	// The second burst makes a cycle of 20 minutes. Between bursts capacity goes once the spec's own window
@@ -674,5 +677,81 @@ func TestABurstCycleForecastsTheArrivalsNotTheBacklogOfALateBurst(t *testing.T) 
 	})
 	if d.DesiredReplicas != 11 || !hasLimit(d, LimitBurstCycle) {
 		t.Fatalf("3 minutes before the third burst: %d replicas, want the 11 of its arrivals\n%s", d.DesiredReplicas, d.Summary)
+	}
+}
+
+func TestAScaleInKeepsRoomForTheRisesOfTheLastHour(t *testing.T) {
+	// A load that jumps from 8 to 14 req/s for five minutes in every ten: a rise of 42 busy slots (6 req/s x
+	// 7 s) within a 3-minute lead time, in three windows of ten. After it settles at 8 for ten minutes, past
+	// the hold, the proposal is 5 (56 slots at 12.8 a replica), but a scale-in keeps room for the rise:
+	// (56 + 42) / 16 -> 7.
+	spec := demandSpec(3 * time.Minute)
+	var st State
+	current := int32(7)
+	jumpy := func(at time.Duration, current int32) Observation {
+		if at < 40*time.Minute && at%(10*time.Minute) >= 5*time.Minute {
+			return demandObs(current, 14, 0)
+		}
+		return demandObs(current, 8, 0)
+	}
+	d := run(&st, spec, 0, 50*time.Minute, &current, jumpy)
+	if d.Proposal != 5 || d.DesiredReplicas != 7 || !hasLimit(d, LimitRiseHeadroom) {
+		t.Fatalf("after the jumps: proposal %d, %d replicas\n%s", d.Proposal, d.DesiredReplicas, d.Summary)
+	}
+	if !strings.Contains(d.Summary, "56 busy slots now + 42, the rise over 3m0s that one lead time in 10 of the last hour exceeded") {
+		t.Fatalf("the record does not say why: %s", d.Summary)
+	}
+	// An hour after the last jump its rises are forgotten and the count is what the demand needs.
+	if d = run(&st, spec, 50*time.Minute, 101*time.Minute, &current, jumpy); d.DesiredReplicas != 5 || hasLimit(d, LimitRiseHeadroom) {
+		t.Fatalf("an hour later: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	}
+}
+
+func TestTheRiseSeenIsTheLastHoursRiseOverALeadTimeAtItsQuantile(t *testing.T) {
+	var st State
+	at := t0
+	note := func(v float64) {
+		st.noteDemandMinute(v, at)
+		at = at.Add(time.Minute)
+	}
+	// A lead time is rounded up to whole minutes; fewer than ten rises over it are not read.
+	for i := 0; i < 13; i++ {
+		note(float64(i))
+	}
+	if r, ok := st.riseSeen(2*time.Minute+30*time.Second, 0.9); !ok || r != 3 {
+		t.Fatalf("13 minutes rising 1 a minute, lead 2m30s: %v (%v), want ten rises of 3 over 3 minutes", r, ok)
+	}
+	if _, ok := st.riseSeen(4*time.Minute, 0.9); ok {
+		t.Fatal("13 minutes, lead 4m: 9 rises, fewer than ten, read anyway")
+	}
+	// A skipped minute repeats the one before; a reading within the minute replaces its last.
+	st = State{}
+	at = t0
+	note(10)
+	at = at.Add(time.Minute) // minute 1 skipped
+	note(30)
+	st.noteDemandMinute(20, at.Add(-30*time.Second))
+	if want := []float64{10, 10, 20}; !slices.Equal(st.DemandMinutes, want) {
+		t.Fatalf("minutes %v, want %v", st.DemandMinutes, want)
+	}
+	// An hour is kept: rises of 0 but one of 50 in every twelve minutes over two hours; a rise over a minute.
+	st = State{}
+	at = t0
+	v := 0.0
+	for i := 0; i < 120; i++ {
+		if i%12 == 11 {
+			v += 50
+		}
+		note(v)
+	}
+	if len(st.DemandMinutes) != 60 {
+		t.Fatalf("%d minutes kept, want 60", len(st.DemandMinutes))
+	}
+	// 59 rises over a minute, 5 of them 50: the 0.9 quantile (the 54th of 59) is 0, the 0.95 (the 57th) 50.
+	if r, _ := st.riseSeen(time.Minute, 0.9); r != 0 {
+		t.Fatalf("0.9 quantile %v, want 0", r)
+	}
+	if r, _ := st.riseSeen(time.Minute, 0.95); r != 50 {
+		t.Fatalf("0.95 quantile %v, want 50", r)
 	}
 }
