@@ -92,6 +92,9 @@ const riseMemory = maxBurstCycle
 // noteDemandMinute keeps the last reading of each minute for riseMemory. A minute without a reading (a
 // skipped evaluation) repeats the one before.
 func (s *State) noteDemandMinute(slots float64, now time.Time) {
+	// A hundredth of a slot is finer than any rise that matters, and keeps the hour short in every decision's
+	// record (432.05, not 432.0499999999).
+	slots = math.Round(slots*100) / 100
 	minute := now.Truncate(time.Minute)
 	n := len(s.DemandMinutes)
 	switch {
