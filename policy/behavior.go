@@ -55,8 +55,9 @@ const minTrendPoints = 6
 // previous reading, so n readings hold far fewer than n independent ones); and the readings must span at
 // least a lead time, as a trend is not extrapolated past the time it was seen over. Then it projects the
 // slope itself, the best estimate of the ramp: a ramp that is real but under-projected is served late (the
-// last lead time's slope when that is steeper beyond doubt: the ramp is accelerating). Within two lead times of a burst start it projects nothing: a burst is a step, not a ramp, and
-// extrapolating it would order capacity far past its level.
+// last lead time's slope when that is steeper beyond doubt: the ramp is accelerating). Within two lead
+// times of a burst start it projects nothing: a burst is a step, not a ramp, and extrapolating it would
+// order capacity far past its level.
 func (s *State) demandTrend(slots float64, now time.Time, lead, horizon time.Duration) float64 {
 	s.Demand = keepAfter(s.Demand, now.Add(-2*lead), func(v TimedValue) time.Time { return v.Time })
 	if math.IsNaN(slots) || math.IsInf(slots, 0) {
