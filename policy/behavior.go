@@ -29,7 +29,7 @@ type State struct {
 	// the last hour (riseSeen reads the rises over a lead time among them); LastDemandMinute is the minute of
 	// the last one.
 	DemandMinutes    []float64 `json:"demandMinutes,omitempty"`
-	LastDemandMinute time.Time `json:"lastDemandMinute,omitempty"`
+	LastDemandMinute time.Time `json:"lastDemandMinute,omitzero"`
 	// BurstStarts are the times of the last two burst starts seen by a Demand metric (at most two).
 	BurstStarts []time.Time `json:"burstStarts,omitempty"`
 }
@@ -87,30 +87,39 @@ func (s *State) demandTrend(slots float64, now time.Time, lead, horizon time.Dur
 }
 
 // riseMemory is how long the rises of demand are remembered for the scale-in's headroom: as long as bursts
-// a cycle apart are taken for a cycle (maxBurstCycle), so a burst is remembered until it would recur.
+// a cycle apart are taken for a cycle (maxBurstCycle).
 const riseMemory = maxBurstCycle
 
-// noteDemandMinute keeps the last reading of each minute for riseMemory. A minute without a reading (a
-// skipped evaluation) repeats the one before.
+// noteDemandMinute keeps the last reading of each minute, over riseMemory (a level for each minute of it
+// and the one before, so a rise that ended an hour ago is still seen). A minute without a reading (a
+// skipped evaluation) repeats the one before; a reading older than the last minute kept (a clock set back)
+// is ignored. The slice is always a new one: copies of a State (the workflow's, the decision's record)
+// must not share an array one of them writes.
 func (s *State) noteDemandMinute(slots float64, now time.Time) {
 	// A hundredth of a slot is finer than any rise that matters, and keeps the hour short in every decision's
-	// record (432.05, not 432.0499999999).
-	slots = math.Round(slots*100) / 100
+	// record (432.05, not 432.0499999999); a reading past 1e15 is not rounded, as x100 could overflow.
+	if math.Abs(slots) < 1e15 {
+		slots = math.Round(slots*100) / 100
+	}
 	minute := now.Truncate(time.Minute)
 	n := len(s.DemandMinutes)
 	switch {
-	case n > 0 && !minute.After(s.LastDemandMinute):
+	case n > 0 && minute.Before(s.LastDemandMinute):
+		return
+	case n > 0 && minute.Equal(s.LastDemandMinute):
+		s.DemandMinutes = slices.Clone(s.DemandMinutes)
 		s.DemandMinutes[n-1] = slots
 	case n > 0 && minute.Sub(s.LastDemandMinute) <= riseMemory:
+		levels := slices.Clone(s.DemandMinutes)
 		for m := s.LastDemandMinute.Add(time.Minute); m.Before(minute); m = m.Add(time.Minute) {
-			s.DemandMinutes = append(s.DemandMinutes, s.DemandMinutes[len(s.DemandMinutes)-1])
+			levels = append(levels, levels[len(levels)-1])
 		}
-		s.DemandMinutes = append(s.DemandMinutes, slots)
+		s.DemandMinutes = append(levels, slots)
 	default:
 		s.DemandMinutes = []float64{slots}
 	}
 	s.LastDemandMinute = minute
-	if keep := int(riseMemory / time.Minute); len(s.DemandMinutes) > keep {
+	if keep := int(riseMemory/time.Minute) + 1; len(s.DemandMinutes) > keep {
 		s.DemandMinutes = slices.Clone(s.DemandMinutes[len(s.DemandMinutes)-keep:])
 	}
 }
@@ -118,20 +127,27 @@ func (s *State) noteDemandMinute(slots float64, now time.Time) {
 // minRiseSamples is the fewest rises riseSeen reads a quantile from.
 const minRiseSamples = 10
 
-// riseQuantile is the share of the last hour's rises over a lead time that a scale-in keeps room for. The
-// rises that come often are answered by headroom kept; the rarer ones by the trend, the hold and the SLO
-// sizing, as a scale-out. Higher keeps one surge's (or a one-off step's) capacity for the whole hour:
-// measured on the conversation trace, the synthetic shapes and a variant of the conversation trace with
-// short, prefill-heavy requests, 0.9 loses nothing against 0.95 or 0.99 but on the step, where 0.95 pays
-// 16% more node-hours for a quarter of a point.
+// riseQuantile is the share of the rises over a lead time that a scale-in keeps room for. The rises that
+// come often are answered by headroom kept; the rarer ones by the trend, the hold and the SLO sizing, as a
+// scale-out. Higher keeps one surge's (or a one-off step's) capacity for the whole hour: measured on the
+// conversation trace, the synthetic shapes and a variant of the conversation trace with short,
+// prefill-heavy requests, 0.9 loses nothing against 0.95 or 0.99 but on the step, where 0.95 pays 16% more
+// node-hours for a quarter of a point.
+//
+// The rises are read over every window of a lead time that starts on a minute, so windows overlap and one
+// step counts in a lead time's worth of them: with a 4-minute lead time, a lone step is above the quantile
+// while its windows are more than a tenth of those seen, the first 40-odd minutes of history. A new
+// autoscaler, knowing little, keeps room for a lone burst (and meets the next of a cycle); after a quiet
+// hour one burst is not enough, and the second of a cycle is met by scaling out.
 const riseQuantile = 0.9
 
-// riseSeen is the rise of demand over a lead time (in whole minutes, rounded up) that the last hour's
-// rises exceeded at most a (1 - quantile) share of the time; false before minRiseSamples rises were seen.
-func (s State) riseSeen(lead time.Duration, quantile float64) (float64, bool) {
+// riseSeen is the rise of demand over a lead time (in whole minutes, rounded up) that a (1 - quantile)
+// share of the remembered rises exceeded at most, and the minutes of history it was read from; false
+// before minRiseSamples rises were seen.
+func (s State) riseSeen(lead time.Duration, quantile float64) (rise float64, minutes int, ok bool) {
 	lag := int(math.Ceil(lead.Minutes()))
 	if lag < 1 || len(s.DemandMinutes)-lag < minRiseSamples {
-		return 0, false
+		return 0, 0, false
 	}
 	rises := make([]float64, 0, len(s.DemandMinutes)-lag)
 	for i := lag; i < len(s.DemandMinutes); i++ {
@@ -140,7 +156,7 @@ func (s State) riseSeen(lead time.Duration, quantile float64) (float64, bool) {
 	slices.Sort(rises)
 	// The nearest rank: the least rise that at least a quantile share of the rises are at or below.
 	rank := int(math.Ceil(quantile*float64(len(rises)))) - 1
-	return max(rises[min(max(rank, 0), len(rises)-1)], 0), true
+	return max(rises[min(max(rank, 0), len(rises)-1)], 0), len(s.DemandMinutes) - 1, true
 }
 
 // since is the readings at or after from (they are in time order).
@@ -206,6 +222,10 @@ const maxAutocorrelation = 0.9
 const (
 	burstRatio    = 2
 	maxBurstCycle = time.Hour
+	// minBurstStep: a burst adds at least two replicas. One replica to two is the noise of a small
+	// deployment, and taken for bursts a cycle apart it would set the forecast in the place of the hold and
+	// of the scale-in's headroom.
+	minBurstStep = 2
 )
 
 // noteBurst records a burst start when the proposal crosses burstRatio times the lowest recommendation of
@@ -222,7 +242,7 @@ func (s *State) noteBurst(proposal int32, now time.Time, lead time.Duration) {
 	if n := len(s.BurstStarts); n > 0 && now.Sub(s.BurstStarts[n-1]) < 2*lead {
 		return
 	}
-	if seen && low > 0 && proposal >= burstRatio*low && prev < burstRatio*low {
+	if seen && low > 0 && proposal >= burstRatio*low && proposal-low >= minBurstStep && prev < burstRatio*low {
 		s.BurstStarts = append(s.BurstStarts, now)
 		if len(s.BurstStarts) > 2 {
 			s.BurstStarts = s.BurstStarts[len(s.BurstStarts)-2:]

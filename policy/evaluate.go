@@ -95,9 +95,10 @@ func Evaluate(in Input, st *State, now time.Time) Decision {
 	spec := in.Spec.WithDefaults()
 	lead := leadTime(spec, in.LeadTime)
 	cycle := st.burstCycle(now)
-	if cycle == 0 {
+	if cycle == 0 || explicitHold(spec) {
 		// While bursts recur, the cycle's forecast orders capacity ahead of the next one: holding the last
-		// burst's capacity beyond the spec's own window would pay for most of the quiet part of each cycle.
+		// burst's capacity beyond the spec's own window would pay for most of the quiet part of each cycle
+		// (a hold the spec sets itself is kept).
 		spec = holdForDemand(spec, lead)
 	}
 	obs := in.Observation
@@ -271,7 +272,7 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	if cycle > 0 {
 		ahead := cycleAhead(lead)
 		if want := st.cycleForecast(now, cycle, ahead); want > stabilized {
-			d.limit(LimitBurstCycle, stabilized, want, fmt.Sprintf("bursts recur every %s: one cycle ago the next %s needed %d",
+			d.limit(LimitBurstCycle, stabilized, want, fmt.Sprintf("bursts recur every %s: one cycle ago the arrivals of the next %s needed %d",
 				cycle.Round(time.Second), ahead.Round(time.Second), want))
 			stabilized = want
 		}
@@ -288,14 +289,14 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	if desired < current && cycle == 0 {
 		desired = d.keepHeadroomForRises(spec, obs, st, current, desired, lead)
 	}
-	if desired < current {
-		if waiting, ok := waitingRequests(spec, obs); ok && waiting > float64(d.ReadyReplicas) {
-			d.limit(LimitWaitingRequests, desired, current, fmt.Sprintf("waiting requests: %s wait, more than one per ready replica; "+
-				"no scale-in until they are served (a victim's own queue could outlast its drain)", formatNumber(waiting)))
-			desired = current
-		}
+	waiting, _ := waitingRequests(spec, obs)
+	if desired < current && waiting > float64(d.ReadyReplicas) {
+		d.limit(LimitWaitingRequests, desired, current, fmt.Sprintf("waiting requests: %s wait, %d replicas ready, more than one "+
+			"each; no scale-in until they are served (a victim's own queue could outlast its drain)", formatNumber(waiting), d.ReadyReplicas))
+		desired = current
 	}
-	if z != nil && !panicking && activationKnown && now.Sub(st.LastActive) >= z.Idle.D() {
+	// Not to zero while a request waits: it would wait for a cold start, or be dropped with its replica.
+	if z != nil && !panicking && activationKnown && now.Sub(st.LastActive) >= z.Idle.D() && !(waiting > 0) {
 		d.limit(LimitScaleToZero, desired, 0, fmt.Sprintf("idle since %s (%s at or below %s for %s): scaling to zero",
 			st.LastActive.UTC().Format(time.TimeOnly), z.Activation.Name, formatNumber(z.ActivationThreshold), z.Idle))
 		return 0
@@ -304,12 +305,13 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 }
 
 // keepHeadroomForRises bounds a scale-in: it keeps the slots for the demand read now plus the rise over a
-// lead time that one lead time in ten exceeded over the last hour (riseQuantile), an empirical safety
-// stock. Capacity given back below that is missing, a lead time long, when such a rise comes: on a
-// volatile load a reactive policy otherwise scales in at a trough and meets the next rise short. The
-// headroom follows the load's own volatility (a fixed utilization target is too much for a smooth load and
-// too little for a jumpy one). A burst is a rise too, so the first burst's capacity is kept through the
-// next burst of a cycle; once the cycle is known its forecast does this instead (the caller skips this).
+// lead time that one window in ten exceeded over the last hour (riseQuantile), an empirical safety stock.
+// Capacity given back below that is missing, a lead time long, when such a rise comes: on a volatile load a
+// reactive policy otherwise scales in at a trough and meets the next rise short. The headroom follows the
+// load's own volatility (a fixed utilization target is too much for a smooth load and too little for a
+// jumpy one). A burst is a rise too: early in the history (see riseQuantile) the first burst's capacity is
+// kept through the next of a cycle; once the cycle is known its forecast does this instead (the caller
+// skips this).
 func (d *Decision) keepHeadroomForRises(spec Spec, obs Observation, st *State, current, desired int32, lead time.Duration) int32 {
 	for _, m := range spec.Metrics {
 		r := findReading(obs, m.Name())
@@ -320,16 +322,17 @@ func (d *Decision) keepHeadroomForRises(spec Spec, obs Observation, st *State, c
 		if !ok {
 			continue
 		}
-		rise, ok := st.riseSeen(lead, riseQuantile)
+		rise, minutes, ok := st.riseSeen(lead, riseQuantile)
 		if !ok {
 			continue
 		}
 		slots := r.Demand.Arrivals * service
-		keep := min(ceilReplicas((slots+rise)/float64(m.Demand.Concurrency)), current)
-		if keep > desired {
-			d.limit(LimitRiseHeadroom, desired, keep, fmt.Sprintf("rises seen: %s busy slots now + %s, the rise over %s that one "+
-				"lead time in %d of the last hour exceeded, need %d replicas of %d slots", formatNumber(slots), formatNumber(rise),
-				lead.Round(time.Second), int(math.Round(1/(1-riseQuantile))), keep, m.Demand.Concurrency))
+		need := ceilReplicas((slots + rise) / float64(m.Demand.Concurrency))
+		if keep := min(need, current); keep > desired {
+			d.limit(LimitRiseHeadroom, desired, keep, fmt.Sprintf("rises seen: %s busy slots now + %s, the rise over %d minutes "+
+				"(the lead time, rounded up) that one window in %d of the last %d minutes exceeded, is %d replicas at their full %d "+
+				"slots", formatNumber(slots), formatNumber(rise), int(math.Ceil(lead.Minutes())), int(math.Round(1/(1-riseQuantile))),
+				minutes, need, m.Demand.Concurrency))
 			desired = keep
 		}
 	}
@@ -541,6 +544,16 @@ func waitingRequests(spec Spec, obs Observation) (float64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// explicitHold is whether a Demand metric sets its own HoldFor.
+func explicitHold(spec Spec) bool {
+	for _, m := range spec.Metrics {
+		if m.Type == DemandMetric && m.Demand != nil && m.Demand.HoldFor > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func hasDemand(spec Spec) bool {

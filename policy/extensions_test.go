@@ -698,10 +698,12 @@ func TestAScaleInKeepsRoomForTheRisesOfTheLastHour(t *testing.T) {
 	if d.Proposal != 5 || d.DesiredReplicas != 7 || !hasLimit(d, LimitRiseHeadroom) {
 		t.Fatalf("after the jumps: proposal %d, %d replicas\n%s", d.Proposal, d.DesiredReplicas, d.Summary)
 	}
-	if !strings.Contains(d.Summary, "56 busy slots now + 42, the rise over 3m0s that one lead time in 10 of the last hour exceeded") {
+	if !strings.Contains(d.Summary, "56 busy slots now + 42, the rise over 3 minutes (the lead time, rounded up) that one window "+
+		"in 10 of the last 49 minutes exceeded, is 7 replicas at their full 16 slots") {
 		t.Fatalf("the record does not say why: %s", d.Summary)
 	}
-	// An hour after the last jump its rises are forgotten and the count is what the demand needs.
+	// Once the older jumps are past the hour, the last one alone is fewer than a tenth of the windows: the
+	// count is what the demand needs.
 	if d = run(&st, spec, 50*time.Minute, 101*time.Minute, &current, jumpy); d.DesiredReplicas != 5 || hasLimit(d, LimitRiseHeadroom) {
 		t.Fatalf("an hour later: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
@@ -718,10 +720,10 @@ func TestTheRiseSeenIsTheLastHoursRiseOverALeadTimeAtItsQuantile(t *testing.T) {
 	for i := 0; i < 13; i++ {
 		note(float64(i))
 	}
-	if r, ok := st.riseSeen(2*time.Minute+30*time.Second, 0.9); !ok || r != 3 {
+	if r, _, ok := st.riseSeen(2*time.Minute+30*time.Second, 0.9); !ok || r != 3 {
 		t.Fatalf("13 minutes rising 1 a minute, lead 2m30s: %v (%v), want ten rises of 3 over 3 minutes", r, ok)
 	}
-	if _, ok := st.riseSeen(4*time.Minute, 0.9); ok {
+	if _, _, ok := st.riseSeen(4*time.Minute, 0.9); ok {
 		t.Fatal("13 minutes, lead 4m: 9 rises, fewer than ten, read anyway")
 	}
 	// A skipped minute repeats the one before; a reading within the minute replaces its last.
@@ -744,14 +746,111 @@ func TestTheRiseSeenIsTheLastHoursRiseOverALeadTimeAtItsQuantile(t *testing.T) {
 		}
 		note(v)
 	}
-	if len(st.DemandMinutes) != 60 {
-		t.Fatalf("%d minutes kept, want 60", len(st.DemandMinutes))
+	if len(st.DemandMinutes) != 61 {
+		t.Fatalf("%d levels kept, want 61 (an hour of one-minute rises)", len(st.DemandMinutes))
 	}
-	// 59 rises over a minute, 5 of them 50: the 0.9 quantile (the 54th of 59) is 0, the 0.95 (the 57th) 50.
-	if r, _ := st.riseSeen(time.Minute, 0.9); r != 0 {
+	// 60 rises over a minute, 5 of them 50: the 0.9 quantile (the 54th of 60) is 0, the 0.95 (the 57th) 50.
+	if r, _, _ := st.riseSeen(time.Minute, 0.9); r != 0 {
 		t.Fatalf("0.9 quantile %v, want 0", r)
 	}
-	if r, _ := st.riseSeen(time.Minute, 0.95); r != 50 {
+	if r, minutes, _ := st.riseSeen(time.Minute, 0.95); r != 50 || minutes != 60 {
+		t.Fatalf("0.95 quantile %v over %d minutes, want 50 over 60", r, minutes)
+	}
+	// A rise is remembered for an hour after it ended: a step at minute 10, read at its highest (quantile 1).
+	st = State{}
+	at = t0
+	for i := 0; i <= 70; i++ {
+		v := 0.0
+		if i >= 10 {
+			v = 50
+		}
+		note(v)
+		switch r, _, _ := st.riseSeen(time.Minute, 1); {
+		case i >= 20 && i <= 69 && r != 50:
+			t.Fatalf("minute %d: the step at minute 10 forgotten", i)
+		case i == 70 && r != 0:
+			t.Fatalf("minute 70: the step at minute 10 still seen (%v)", r)
+		}
+	}
+	if r, _, _ := (State{DemandMinutes: []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 50}}).riseSeen(time.Minute, 0.95); r != 50 {
 		t.Fatalf("0.95 quantile %v, want 50", r)
+	}
+}
+
+func TestNotToZeroWhileARequestWaits(t *testing.T) {
+	// Idle by its activation signal (a request rate, say), but one request waits for a batch slot: scaling
+	// to zero would leave it to a cold start or drop it with its replica.
+	spec := demandSpec(3 * time.Minute)
+	spec.MinReplicas = 0
+	spec.ScaleToZero = &ScaleToZeroSpec{Idle: Duration(5 * time.Minute), Activation: MetricIdentifier{Name: "requests"}}
+	var st State
+	current := int32(1)
+	idle := func(backlog float64) func(time.Duration, int32) Observation {
+		return func(_ time.Duration, current int32) Observation {
+			o := demandObs(current, 0, backlog)
+			o.Activation = f64(0)
+			return o
+		}
+	}
+	if d := run(&st, spec, 0, 10*time.Minute, &current, idle(1)); d.DesiredReplicas != 1 || hasLimit(d, LimitScaleToZero) {
+		t.Fatalf("idle with a request waiting: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	}
+	if d := run(&st, spec, 10*time.Minute, 11*time.Minute, &current, idle(0)); d.DesiredReplicas != 0 {
+		t.Fatalf("idle with none waiting: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	}
+}
+
+func TestASetHoldIsKeptWhileBurstsRecur(t *testing.T) {
+	// The same bursts as above, with the hold set to 8 minutes: once the cycle is known the default hold
+	// gives way to the forecast, a hold the spec sets does not. 5.5 minutes after the second burst (at 34)
+	// the replicas are still there.
+	spec := demandSpec(3 * time.Minute)
+	spec.Metrics[0].Demand.HoldFor = Duration(8 * time.Minute)
+	var st State
+	current := int32(2)
+	if d := bursts(&st, spec, 0, 39*time.Minute+30*time.Second, burstsEvery20Minutes, &current); d.DesiredReplicas != 11 {
+		t.Fatalf("5.5 minutes after the second burst with an 8-minute hold: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	}
+	if st.burstCycle(t0.Add(39*time.Minute)) != 20*time.Minute {
+		t.Fatalf("no cycle learned: %v", st.BurstStarts)
+	}
+}
+
+func TestOneReplicaMoreIsNotABurst(t *testing.T) {
+	// A small deployment's noise: the demand for one replica, then for two, twice within the hour. Doubling,
+	// but a step of one replica: no burst, so no cycle replaces the hold.
+	var st State
+	current := int32(1)
+	run(&st, demandSpec(3*time.Minute), 0, 40*time.Minute, &current, func(at time.Duration, current int32) Observation {
+		if at%(20*time.Minute) >= 10*time.Minute && at%(20*time.Minute) < 12*time.Minute {
+			return demandObs(current, 3, 0) // 21 slots: 2 replicas
+		}
+		return demandObs(current, 1, 0) // 7 slots: 1 replica
+	})
+	if len(st.BurstStarts) != 0 {
+		t.Fatalf("burst starts %v for steps of one replica", st.BurstStarts)
+	}
+}
+
+func TestTheMinuteHistoryIgnoresAClockSetBackAndSharesNoArray(t *testing.T) {
+	var st State
+	for i := 0; i < 5; i++ {
+		st.noteDemandMinute(float64(10*i), t0.Add(time.Duration(i)*time.Minute))
+	}
+	copied := st
+	// A reading from minute 2 after minute 4: ignored, the last minute is still 4.
+	st.noteDemandMinute(99, t0.Add(2*time.Minute))
+	if !st.LastDemandMinute.Equal(t0.Add(4*time.Minute)) || st.DemandMinutes[4] != 40 {
+		t.Fatalf("after a clock set back: last %s, levels %v", st.LastDemandMinute, st.DemandMinutes)
+	}
+	// A second reading in minute 4 replaces its level, and a new minute appends: the copy sees neither.
+	st.noteDemandMinute(45, t0.Add(4*time.Minute+30*time.Second))
+	st.noteDemandMinute(50, t0.Add(5*time.Minute))
+	copied.noteDemandMinute(77, t0.Add(5*time.Minute))
+	if want := []float64{0, 10, 20, 30, 45, 50}; !slices.Equal(st.DemandMinutes, want) {
+		t.Fatalf("levels %v, want %v", st.DemandMinutes, want)
+	}
+	if want := []float64{0, 10, 20, 30, 40, 77}; !slices.Equal(copied.DemandMinutes, want) {
+		t.Fatalf("the copy's levels %v, want %v", copied.DemandMinutes, want)
 	}
 }

@@ -118,8 +118,8 @@ type DemandSource struct {
 	RateWindow Duration `json:"rateWindow,omitempty"`
 	// HoldFor keeps capacity after the demand falls (default twice the lead time). When bursts recur (the
 	// last two began at most an hour apart), capacity for the next one is ordered ahead of it (the arrivals
-	// seen one cycle ago over the next lead time and a half), and that forecast takes the hold's place: the
-	// behavior's own scale-down window applies.
+	// seen one cycle ago over the next lead time and a half), and that forecast takes the place of the default
+	// hold: the behavior's own scale-down window applies (a HoldFor set here still does).
 	HoldFor Duration `json:"holdFor,omitempty"`
 }
 

@@ -157,7 +157,10 @@ func TestGPUPodsScheduleOntoSimulatedGPUNodesUntilGPUsRunOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	var running, pending []corev1.Pod
-	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+	// Usually seconds. A pod tried before its node's GPUs were allocatable waits among the unschedulable
+	// ones until a node event requeues it; on a loaded machine that event can pass it by (once in a CI run:
+	// 1 Running after 90 s), and the scheduler then retries it after 5 minutes at the latest.
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 330*time.Second, true, func(ctx context.Context) (bool, error) {
 		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
