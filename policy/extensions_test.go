@@ -659,6 +659,23 @@ func TestARampThatAcceleratesIsProjectedAtItsRecentSlope(t *testing.T) {
 	if rise < 170 || rise > 210 {
 		t.Fatalf("projected rise %.1f busy slots, want about 189 (the last lead time's slope)\n%s", rise, d.Metrics[0].Note)
 	}
+	// A straight ramp of 4 req/s a minute, with noise of up to 5 req/s: the last lead time's slope is not
+	// steeper beyond doubt, and the two-lead-time slope is projected (4 x 7 x 4.5 = 126 busy slots, give or
+	// take the noise's effect on the fit: 117 here). Merely steeper, as it is here by chance, would project
+	// 148.
+	st = State{}
+	rng := uint64(2)
+	d = run(&st, spec, 0, 8*time.Minute+15*time.Second, &current, func(at time.Duration, current int32) Observation {
+		rng = rng*6364136223846793005 + 1442695040888963407
+		return demandObs(current, 10+4*at.Minutes()+10*(float64(rng>>11)/float64(1<<53)-0.5), 0)
+	})
+	note := d.Metrics[0].Note
+	if _, err := fmt.Sscanf(note[strings.Index(note, "rising: +")+len("rising: +"):], "%g", &rise); err != nil {
+		t.Fatalf("no rise projected on a straight ramp: %v\n%s", err, note)
+	}
+	if rise < 110 || rise > 142 {
+		t.Fatalf("projected rise %.1f busy slots on a straight ramp, want about 126 (its slope)\n%s", rise, note)
+	}
 }
 
 func TestABurstCycleForecastsTheArrivalsNotTheBacklogOfALateBurst(t *testing.T) {

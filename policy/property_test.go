@@ -125,6 +125,12 @@ func FuzzEvaluate(f *testing.F) {
 	seed(wake, Observation{SpecReplicas: 0, Activation: f64(1), Metrics: []MetricReading{{Name: "gateway_queue", Value: f64(0)}}, Group: bigGroup})
 	f.Add([]byte(`{"spec":{"minReplicas":2,"maxReplicas":1,"metrics":[{"type":"Resource"}]},"observation":{"specReplicas":-3}}`))
 	f.Add([]byte(`{"spec":{"maxReplicas":5,"metrics":[{"type":"Pods","pods":{"metric":{"name":"q"},"target":{"type":"AverageValue","averageValue":0}}}]},"observation":{"specReplicas":2,"pods":[{"name":"a","phase":"Running"}],"metrics":[{"name":"q","pods":[{"pod":"a","value":1e308}]}]}}`))
+	// A Demand reading so large that rounding it to a hundredth of a slot for the minute history would
+	// overflow to +Inf (a State that then could not be recorded).
+	demand := Spec{MinReplicas: 1, MaxReplicas: 50, Metrics: []MetricSpec{{Type: DemandMetric, Demand: &DemandSource{
+		Arrivals: MetricIdentifier{Name: "arrivals", Query: "q"}, ServiceTimeSeconds: 7, Concurrency: 16}}}}
+	seed(demand, Observation{SpecReplicas: 3, Pods: readyPods(3), Group: bigGroup,
+		Metrics: []MetricReading{{Name: "demand", Demand: &DemandReading{Arrivals: 1e306}}}})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var in Input
 		if err := json.Unmarshal(data, &in); err != nil {
