@@ -289,7 +289,7 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	if desired < current && cycle == 0 {
 		desired = d.keepHeadroomForRises(spec, obs, st, current, desired, lead)
 	}
-	waiting, _ := waitingRequests(spec, obs)
+	waiting := waitingRequests(spec, obs)
 	if desired < current && waiting > float64(d.ReadyReplicas) {
 		d.limit(LimitWaitingRequests, desired, current, fmt.Sprintf("waiting requests: %s wait, %d replicas ready, more than one "+
 			"each; no scale-in until they are served (a victim's own queue could outlast its drain)", formatNumber(waiting), d.ReadyReplicas))
@@ -329,8 +329,8 @@ func (d *Decision) keepHeadroomForRises(spec Spec, obs Observation, st *State, c
 		slots := r.Demand.Arrivals * service
 		need := ceilReplicas((slots + rise) / float64(m.Demand.Concurrency))
 		if keep := min(need, current); keep > desired {
-			d.limit(LimitRiseHeadroom, desired, keep, fmt.Sprintf("rises seen: %s busy slots now + %s, the rise over %d minutes "+
-				"(the lead time, rounded up) that one window in %d of the last %d minutes exceeded, is %d replicas at their full %d "+
+			d.limit(LimitRiseHeadroom, desired, keep, fmt.Sprintf("rises seen: %s busy slots now + %s (the rise over %d minutes, "+
+				"the lead time rounded up, that one window in %d of the last %d minutes exceeded) need %d replicas at their full %d "+
 				"slots", formatNumber(slots), formatNumber(rise), int(math.Ceil(lead.Minutes())), int(math.Round(1/(1-riseQuantile))),
 				minutes, need, m.Demand.Concurrency))
 			desired = keep
@@ -536,14 +536,14 @@ func holdForDemand(spec Spec, lead time.Duration) Spec {
 	return spec
 }
 
-// waitingRequests is a Demand metric's backlog reading: the requests waiting for a batch slot.
-func waitingRequests(spec Spec, obs Observation) (float64, bool) {
+// waitingRequests is a Demand metric's backlog reading, the requests waiting for a batch slot (0 without one).
+func waitingRequests(spec Spec, obs Observation) float64 {
 	for _, m := range spec.Metrics {
 		if r := findReading(obs, m.Name()); m.Type == DemandMetric && r != nil && r.Demand != nil && r.Demand.Backlog != nil {
-			return *r.Demand.Backlog, true
+			return *r.Demand.Backlog
 		}
 	}
-	return 0, false
+	return 0
 }
 
 // explicitHold is whether a Demand metric sets its own HoldFor.

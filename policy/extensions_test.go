@@ -715,8 +715,8 @@ func TestAScaleInKeepsRoomForTheRisesOfTheLastHour(t *testing.T) {
 	if d.Proposal != 5 || d.DesiredReplicas != 7 || !hasLimit(d, LimitRiseHeadroom) {
 		t.Fatalf("after the jumps: proposal %d, %d replicas\n%s", d.Proposal, d.DesiredReplicas, d.Summary)
 	}
-	if !strings.Contains(d.Summary, "56 busy slots now + 42, the rise over 3 minutes (the lead time, rounded up) that one window "+
-		"in 10 of the last 49 minutes exceeded, is 7 replicas at their full 16 slots") {
+	if !strings.Contains(d.Summary, "held at 7 by rises seen: 56 busy slots now + 42 (the rise over 3 minutes, the lead time rounded "+
+		"up, that one window in 10 of the last 49 minutes exceeded) need 7 replicas at their full 16 slots") {
 		t.Fatalf("the record does not say why: %s", d.Summary)
 	}
 	// Once the older jumps are past the hour, the last one alone is fewer than a tenth of the windows: the
