@@ -141,22 +141,26 @@ const minRiseSamples = 10
 // hour one burst is not enough, and the second of a cycle is met by scaling out.
 const riseQuantile = 0.9
 
-// riseSeen is the rise of demand over a lead time (in whole minutes, rounded up) that a (1 - quantile)
-// share of the remembered rises exceeded at most, and the minutes of history it was read from; false
-// before minRiseSamples rises were seen.
-func (s State) riseSeen(lead time.Duration, quantile float64) (rise float64, minutes int, ok bool) {
+// riseSeen reads the minute history for the scale-in's headroom. The rise is how far the demand went
+// above a minute's level within the lead time after it (in whole minutes, rounded up), at the quantile of
+// the remembered rises: the highest within the window, not its end, as a load that swings within a lead
+// time comes back to its start by the window's end. The level is the highest of the last lead time's
+// minutes: a reading in the trough of such a swing is not the load's level. Minutes is the history read;
+// false before minRiseSamples rises were seen.
+func (s State) riseSeen(lead time.Duration, quantile float64) (rise, level float64, minutes int, ok bool) {
 	lag := int(math.Ceil(lead.Minutes()))
-	if lag < 1 || len(s.DemandMinutes)-lag < minRiseSamples {
-		return 0, 0, false
+	n := len(s.DemandMinutes)
+	if lag < 1 || n-lag < minRiseSamples {
+		return 0, 0, 0, false
 	}
-	rises := make([]float64, 0, len(s.DemandMinutes)-lag)
-	for i := lag; i < len(s.DemandMinutes); i++ {
-		rises = append(rises, s.DemandMinutes[i]-s.DemandMinutes[i-lag])
+	rises := make([]float64, 0, n-lag)
+	for i := lag; i < n; i++ {
+		rises = append(rises, slices.Max(s.DemandMinutes[i-lag+1:i+1])-s.DemandMinutes[i-lag])
 	}
 	slices.Sort(rises)
 	// The nearest rank: the least rise that at least a quantile share of the rises are at or below.
 	rank := int(math.Ceil(quantile*float64(len(rises)))) - 1
-	return max(rises[min(max(rank, 0), len(rises)-1)], 0), len(s.DemandMinutes) - 1, true
+	return max(rises[min(max(rank, 0), len(rises)-1)], 0), slices.Max(s.DemandMinutes[n-lag:]), n - 1, true
 }
 
 // since is the readings at or after from (they are in time order).

@@ -322,17 +322,17 @@ func (d *Decision) keepHeadroomForRises(spec Spec, obs Observation, st *State, c
 		if !ok {
 			continue
 		}
-		rise, minutes, ok := st.riseSeen(lead, riseQuantile)
+		rise, level, minutes, ok := st.riseSeen(lead, riseQuantile)
 		if !ok {
 			continue
 		}
-		slots := r.Demand.Arrivals * service
+		slots := max(r.Demand.Arrivals*service, level)
 		need := ceilReplicas((slots + rise) / float64(m.Demand.Concurrency))
 		if keep := min(need, current); keep > desired {
-			d.limit(LimitRiseHeadroom, desired, keep, fmt.Sprintf("rises seen: %s busy slots now + %s (the rise over %d minutes, "+
-				"the lead time rounded up, that one window in %d of the last %d minutes exceeded) need %d replicas at their full %d "+
-				"slots", formatNumber(slots), formatNumber(rise), int(math.Ceil(lead.Minutes())), int(math.Round(1/(1-riseQuantile))),
-				minutes, need, m.Demand.Concurrency))
+			d.limit(LimitRiseHeadroom, desired, keep, fmt.Sprintf("rises seen: %s busy slots (the highest of the last %d minutes) "+
+				"+ %s (the rise within %d minutes, the lead time rounded up, that one window in %d of the last %d minutes exceeded) "+
+				"need %d replicas at their full %d slots", formatNumber(slots), int(math.Ceil(lead.Minutes())), formatNumber(rise),
+				int(math.Ceil(lead.Minutes())), int(math.Round(1/(1-riseQuantile))), minutes, need, m.Demand.Concurrency))
 			desired = keep
 		}
 	}

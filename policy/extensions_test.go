@@ -715,8 +715,8 @@ func TestAScaleInKeepsRoomForTheRisesOfTheLastHour(t *testing.T) {
 	if d.Proposal != 5 || d.DesiredReplicas != 7 || !hasLimit(d, LimitRiseHeadroom) {
 		t.Fatalf("after the jumps: proposal %d, %d replicas\n%s", d.Proposal, d.DesiredReplicas, d.Summary)
 	}
-	if !strings.Contains(d.Summary, "held at 7 by rises seen: 56 busy slots now + 42 (the rise over 3 minutes, the lead time rounded "+
-		"up, that one window in 10 of the last 49 minutes exceeded) need 7 replicas at their full 16 slots") {
+	if !strings.Contains(d.Summary, "held at 7 by rises seen: 56 busy slots (the highest of the last 3 minutes) + 42 (the rise within 3 "+
+		"minutes, the lead time rounded up, that one window in 10 of the last 49 minutes exceeded) need 7 replicas at their full 16 slots") {
 		t.Fatalf("the record does not say why: %s", d.Summary)
 	}
 	// Once the older jumps are past the hour, the last one alone is fewer than a tenth of the windows: the
@@ -737,10 +737,10 @@ func TestTheRiseSeenIsTheLastHoursRiseOverALeadTimeAtItsQuantile(t *testing.T) {
 	for i := 0; i < 13; i++ {
 		note(float64(i))
 	}
-	if r, _, ok := st.riseSeen(2*time.Minute+30*time.Second, 0.9); !ok || r != 3 {
-		t.Fatalf("13 minutes rising 1 a minute, lead 2m30s: %v (%v), want ten rises of 3 over 3 minutes", r, ok)
+	if r, level, _, ok := st.riseSeen(2*time.Minute+30*time.Second, 0.9); !ok || r != 3 || level != 12 {
+		t.Fatalf("13 minutes rising 1 a minute, lead 2m30s: %v at %v (%v), want ten rises of 3 over 3 minutes at 12", r, level, ok)
 	}
-	if _, _, ok := st.riseSeen(4*time.Minute, 0.9); ok {
+	if _, _, _, ok := st.riseSeen(4*time.Minute, 0.9); ok {
 		t.Fatal("13 minutes, lead 4m: 9 rises, fewer than ten, read anyway")
 	}
 	// A skipped minute repeats the one before; a reading within the minute replaces its last.
@@ -767,10 +767,10 @@ func TestTheRiseSeenIsTheLastHoursRiseOverALeadTimeAtItsQuantile(t *testing.T) {
 		t.Fatalf("%d levels kept, want 61 (an hour of one-minute rises)", len(st.DemandMinutes))
 	}
 	// 60 rises over a minute, 5 of them 50: the 0.9 quantile (the 54th of 60) is 0, the 0.95 (the 57th) 50.
-	if r, _, _ := st.riseSeen(time.Minute, 0.9); r != 0 {
+	if r, _, _, _ := st.riseSeen(time.Minute, 0.9); r != 0 {
 		t.Fatalf("0.9 quantile %v, want 0", r)
 	}
-	if r, minutes, _ := st.riseSeen(time.Minute, 0.95); r != 50 || minutes != 60 {
+	if r, _, minutes, _ := st.riseSeen(time.Minute, 0.95); r != 50 || minutes != 60 {
 		t.Fatalf("0.95 quantile %v over %d minutes, want 50 over 60", r, minutes)
 	}
 	// A rise is remembered for an hour after it ended: a step at minute 10, read at its highest (quantile 1).
@@ -782,15 +782,21 @@ func TestTheRiseSeenIsTheLastHoursRiseOverALeadTimeAtItsQuantile(t *testing.T) {
 			v = 50
 		}
 		note(v)
-		switch r, _, _ := st.riseSeen(time.Minute, 1); {
+		switch r, _, _, _ := st.riseSeen(time.Minute, 1); {
 		case i >= 20 && i <= 69 && r != 50:
 			t.Fatalf("minute %d: the step at minute 10 forgotten", i)
 		case i == 70 && r != 0:
 			t.Fatalf("minute 70: the step at minute 10 still seen (%v)", r)
 		}
 	}
-	if r, _, _ := (State{DemandMinutes: []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 50}}).riseSeen(time.Minute, 0.95); r != 50 {
+	if r, _, _, _ := (State{DemandMinutes: []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 50}}).riseSeen(time.Minute, 0.95); r != 50 {
 		t.Fatalf("0.95 quantile %v, want 50", r)
+	}
+	// A swing within the lead time: 10, 30, 10, 30, ... over a 2-minute lead time. Every window ends where
+	// it began, but within it the demand rises 20; and the level is the swing's top, not a trough reading.
+	st = State{DemandMinutes: []float64{10, 30, 10, 30, 10, 30, 10, 30, 10, 30, 10, 30, 10}}
+	if r, level, _, _ := st.riseSeen(2*time.Minute, 0.9); r != 20 || level != 30 {
+		t.Fatalf("a swing of 20 within the lead time: rise %v at level %v, want 20 at 30", r, level)
 	}
 }
 

@@ -215,6 +215,17 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 			return 15
 		}, 0.985},
 		{"a slow ramp (5 to 35 req/s over two hours)", 2 * time.Hour, func(t time.Duration) float64 { return 5 + 30*t.Hours()/2 }, 0.975},
+		// Added with the scale-in's headroom for rises: a swing of 5 req/s every 3.7 minutes (about a lead
+		// time) on one of 3 req/s every 17, and a square wave whose first high half no reactive policy serves.
+		{"a swing within the lead time (15 +- 5 req/s every 3.7 min, +- 3 every 17)", 90 * time.Minute, func(t time.Duration) float64 {
+			return 15 + 5*math.Sin(t.Minutes()*1.7) + 3*math.Sin(t.Minutes()*0.37)
+		}, 0.96},
+		{"a square wave (10 and 20 req/s, 7.5 min each)", 2 * time.Hour, func(t time.Duration) float64 {
+			if t%(15*time.Minute) < 7*time.Minute+30*time.Second {
+				return 10
+			}
+			return 20
+		}, 0.84},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rep := compareOn(t, synthetic(c.d, 11, c.rate))
