@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -113,7 +114,7 @@ func TestDeployManifestsApplyAndGrantExactlyTheWorkersCalls(t *testing.T) {
 
 	// Kustomize: the worker base (namespace llmscaler) and a model namespace's binding.
 	base := tool(t, nil, "kubectl", "kustomize", filepath.Join(root, "deploy", "kustomize", "base"))
-	apply(t, base)
+	apply(t, noWorkerPods(t, base))
 	binding := tool(t, nil, "kubectl", "kustomize", filepath.Join(root, "deploy", "kustomize", "model-namespace"))
 	apply(t, bytes.ReplaceAll(binding, []byte("namespace: models"), []byte("namespace: "+modelNS)))
 	t.Cleanup(func() {
@@ -138,7 +139,8 @@ func TestDeployManifestsApplyAndGrantExactlyTheWorkersCalls(t *testing.T) {
 	// Helm: a release in its own namespace, bound to the model namespace only.
 	chartNS := testbed.Namespace(t)
 	rendered := tool(t, nil, "helm", "template", "t"+chartNS[len(chartNS)-6:], filepath.Join(root, "deploy", "helm", "llmscaler"),
-		"--namespace", chartNS, "--set", "modelNamespaces={"+modelNS+"}", "--set", "serviceAccount.roleArn=arn:aws:iam::123456789012:role/x")
+		"--namespace", chartNS, "--set", "modelNamespaces={"+modelNS+"}", "--set", "serviceAccount.roleArn=arn:aws:iam::123456789012:role/x",
+		"--set", "replicas=0") // see noWorkerPods
 	apply(t, rendered)
 	user = "system:serviceaccount:" + chartNS + ":llmscaler"
 	for _, a := range workerAccess(modelNS) {
@@ -198,7 +200,7 @@ func TestSagasRunWithTheShippedRBAC(t *testing.T) {
 	e := newEnv(t, envOptions{nodes: 1, replicas: 1})
 	chartNS := testbed.Namespace(t)
 	rendered := tool(t, nil, "helm", "template", "r"+chartNS[len(chartNS)-6:], filepath.Join(repoRoot(t), "deploy", "helm", "llmscaler"),
-		"--namespace", chartNS, "--set", "modelNamespaces={"+e.ns+"}", "--set", "kwokNodes=true")
+		"--namespace", chartNS, "--set", "modelNamespaces={"+e.ns+"}", "--set", "kwokNodes=true", "--set", "replicas=0") // see noWorkerPods
 	apply(t, rendered)
 	rc := testbed.RESTConfig(t)
 	rc.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + chartNS + ":llmscaler",
@@ -233,4 +235,17 @@ func TestSagasRunWithTheShippedRBAC(t *testing.T) {
 	if s := e.status(); s.LastError != "" {
 		t.Fatalf("observing with the shipped RBAC: %s", s.LastError)
 	}
+}
+
+// noWorkerPods sets the worker Deployment's replicas to 0 in rendered manifests. These tests need its
+// RBAC and the Deployment object, not its pods; pods would be scheduled onto the node groups of tests
+// running in parallel on the shared cluster, and a drain there would wait out their 60 s grace (once a
+// CI run's scale-in timed out on such a pod).
+func noWorkerPods(t *testing.T, manifests []byte) []byte {
+	t.Helper()
+	replicas := regexp.MustCompile(`(?m)^(\s+replicas:) \d+$`)
+	if !replicas.Match(manifests) {
+		t.Fatal("no replicas field in the rendered manifests")
+	}
+	return replicas.ReplaceAll(manifests, []byte("$1 0"))
 }
