@@ -140,7 +140,7 @@ func TestDeployManifestsApplyAndGrantExactlyTheWorkersCalls(t *testing.T) {
 	chartNS := testbed.Namespace(t)
 	rendered := tool(t, nil, "helm", "template", "t"+chartNS[len(chartNS)-6:], filepath.Join(root, "deploy", "helm", "llmscaler"),
 		"--namespace", chartNS, "--set", "modelNamespaces={"+modelNS+"}", "--set", "serviceAccount.roleArn=arn:aws:iam::123456789012:role/x",
-		"--set", "replicas=0") // see noWorkerPods
+		"--set", "replicas=0") // no worker pods, as noWorkerPods for kustomize
 	apply(t, rendered)
 	user = "system:serviceaccount:" + chartNS + ":llmscaler"
 	for _, a := range workerAccess(modelNS) {
@@ -200,7 +200,7 @@ func TestSagasRunWithTheShippedRBAC(t *testing.T) {
 	e := newEnv(t, envOptions{nodes: 1, replicas: 1})
 	chartNS := testbed.Namespace(t)
 	rendered := tool(t, nil, "helm", "template", "r"+chartNS[len(chartNS)-6:], filepath.Join(repoRoot(t), "deploy", "helm", "llmscaler"),
-		"--namespace", chartNS, "--set", "modelNamespaces={"+e.ns+"}", "--set", "kwokNodes=true", "--set", "replicas=0") // see noWorkerPods
+		"--namespace", chartNS, "--set", "modelNamespaces={"+e.ns+"}", "--set", "kwokNodes=true", "--set", "replicas=0") // no worker pods, as noWorkerPods for kustomize
 	apply(t, rendered)
 	rc := testbed.RESTConfig(t)
 	rc.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + chartNS + ":llmscaler",
@@ -243,9 +243,9 @@ func TestSagasRunWithTheShippedRBAC(t *testing.T) {
 // CI run's scale-in timed out on such a pod).
 func noWorkerPods(t *testing.T, manifests []byte) []byte {
 	t.Helper()
-	replicas := regexp.MustCompile(`(?m)^(\s+replicas:) \d+$`)
-	if !replicas.Match(manifests) {
-		t.Fatal("no replicas field in the rendered manifests")
+	replicas := regexp.MustCompile(`(?m)^( +replicas:) \d+$`)
+	if n := len(replicas.FindAll(manifests, -1)); n != 1 {
+		t.Fatalf("%d replicas fields in the rendered manifests, want the worker Deployment's one", n)
 	}
 	return replicas.ReplaceAll(manifests, []byte("$1 0"))
 }

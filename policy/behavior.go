@@ -25,7 +25,8 @@ type State struct {
 	// Demand are a Demand metric's recent readings of busy slots (arrivals x service time), for its trend
 	// (two lead times of them).
 	Demand []TimedValue `json:"demand,omitempty"`
-	// DemandMinutes are a Demand metric's busy slots a minute apart, the last reading of each minute, over
+	// DemandMinutes are the Demand metric's busy slots a minute apart (a model has one: config rejects a
+	// second metric of the same name), the last reading of each minute, over
 	// the last hour (riseSeen reads the rises over a lead time among them); LastDemandMinute is the minute of
 	// the last one.
 	DemandMinutes    []float64 `json:"demandMinutes,omitempty"`
@@ -147,6 +148,13 @@ const riseQuantile = 0.9
 // time comes back to its start by the window's end. The level is the highest of the last lead time's
 // minutes: a reading in the trough of such a swing is not the load's level. Minutes is the history read;
 // false before minRiseSamples rises were seen.
+//
+// It errs on the side of capacity, knowingly. On a swing the rise is read from troughs and added to a
+// crest, so the headroom is the crest plus the swing's height; the consistent reading (the next window's
+// highest over the last window's highest) was measured and lost the short, prefill-heavy requests (99.99%
+// back to 93%). After a genuine fall the level keeps the last lead time's highest, so capacity goes up to
+// a lead time later than the hold alone would let it (which matters only with a HoldFor shorter than a
+// lead time). Minutes filled in for a skipped evaluation repeat the reading before them.
 func (s State) riseSeen(lead time.Duration, quantile float64) (rise, level float64, minutes int, ok bool) {
 	lag := int(math.Ceil(lead.Minutes()))
 	n := len(s.DemandMinutes)

@@ -304,8 +304,9 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	return desired
 }
 
-// keepHeadroomForRises bounds a scale-in: it keeps the slots for the demand read now plus the rise over a
-// lead time that one window in ten exceeded over the last hour (riseQuantile), an empirical safety stock.
+// keepHeadroomForRises bounds a scale-in: it keeps the slots for the demand's level (the highest of the last
+// lead time's minutes, or the reading now if higher) plus the rise over a lead time that one window in ten
+// exceeded over the last hour (riseQuantile; see riseSeen), an empirical safety stock.
 // Capacity given back below that is missing, a lead time long, when such a rise comes: on a volatile load a
 // reactive policy otherwise scales in at a trough and meets the next rise short. The headroom follows the
 // load's own volatility (a fixed utilization target is too much for a smooth load and too little for a
