@@ -25,8 +25,7 @@ type State struct {
 	// Demand are a Demand metric's recent readings of busy slots (arrivals x service time), for its trend
 	// (two lead times of them).
 	Demand []TimedValue `json:"demand,omitempty"`
-	// DemandMinutes are the Demand metric's busy slots a minute apart (a model has one: config rejects a
-	// second metric of the same name), the last reading of each minute, over
+	// DemandMinutes are the Demand metric's busy slots a minute apart, the last reading of each minute, over
 	// the last hour (riseSeen reads the rises over a lead time among them); LastDemandMinute is the minute of
 	// the last one.
 	DemandMinutes    []float64 `json:"demandMinutes,omitempty"`

@@ -95,12 +95,7 @@ func Evaluate(in Input, st *State, now time.Time) Decision {
 	spec := in.Spec.WithDefaults()
 	lead := leadTime(spec, in.LeadTime)
 	cycle := st.burstCycle(now)
-	if cycle == 0 || explicitHold(spec) {
-		// While bursts recur, the cycle's forecast orders capacity ahead of the next one: holding the last
-		// burst's capacity beyond the spec's own window would pay for most of the quiet part of each cycle
-		// (a hold the spec sets itself is kept).
-		spec = holdForDemand(spec, lead)
-	}
+	spec = holdForDemand(spec, lead, cycle > 0)
 	obs := in.Observation
 	st.trim(spec, now, cycle)
 
@@ -201,11 +196,9 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	// computeReplicasForMetrics: the max over metrics; an invalid metric forbids a scale-down.
 	in := d.calcInput(spec, obs, current, now)
 	in.leadTime = lead
-	for _, m := range spec.Metrics {
-		if r := findReading(obs, m.Name()); m.Type == DemandMetric && m.Demand != nil && r != nil && r.Demand != nil {
-			if service, ok := demandServiceTime(m.Demand, r.Demand); ok {
-				in.demandRise = st.demandTrend(r.Demand.Arrivals*service, now, lead, projectionHorizon(m.Demand, lead, interval))
-			}
+	if src, r := demandReading(spec, obs); r != nil {
+		if service, ok := demandServiceTime(src, r); ok {
+			in.demandRise = st.demandTrend(r.Arrivals*service, now, lead, projectionHorizon(src, lead, interval))
 		}
 	}
 	// seen is the proposal for the demand as read (no projected rise); forecastable for the arrivals alone
@@ -314,28 +307,27 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 // kept through the next of a cycle; once the cycle is known its forecast does this instead (the caller
 // skips this).
 func (d *Decision) keepHeadroomForRises(spec Spec, obs Observation, st *State, current, desired int32, lead time.Duration) int32 {
-	for _, m := range spec.Metrics {
-		r := findReading(obs, m.Name())
-		if m.Type != DemandMetric || m.Demand == nil || m.Demand.Concurrency <= 0 || r == nil || r.Demand == nil {
-			continue
-		}
-		service, ok := demandServiceTime(m.Demand, r.Demand)
-		if !ok {
-			continue
-		}
-		rise, level, minutes, ok := st.riseSeen(lead, riseQuantile)
-		if !ok {
-			continue
-		}
-		slots := max(r.Demand.Arrivals*service, level)
-		need := ceilReplicas((slots + rise) / float64(m.Demand.Concurrency))
-		if keep := min(need, current); keep > desired {
-			d.limit(LimitRiseHeadroom, desired, keep, fmt.Sprintf("rises seen: %s busy slots (the highest of the last %d minutes) "+
-				"+ %s (the rise within %d minutes, the lead time rounded up, that one window in %d of the last %d minutes exceeded) "+
-				"need %d replicas at their full %d slots", formatNumber(slots), int(math.Ceil(lead.Minutes())), formatNumber(rise),
-				int(math.Ceil(lead.Minutes())), int(math.Round(1/(1-riseQuantile))), minutes, need, m.Demand.Concurrency))
-			desired = keep
-		}
+	src, r := demandReading(spec, obs)
+	if r == nil || src.Concurrency <= 0 {
+		return desired
+	}
+	service, ok := demandServiceTime(src, r)
+	if !ok {
+		return desired
+	}
+	rise, level, minutes, ok := st.riseSeen(lead, riseQuantile)
+	if !ok {
+		return desired
+	}
+	slots := max(r.Arrivals*service, level)
+	need := ceilReplicas((slots + rise) / float64(src.Concurrency))
+	if keep := min(need, current); keep > desired {
+		lag := int(math.Ceil(lead.Minutes()))
+		d.limit(LimitRiseHeadroom, desired, keep, fmt.Sprintf("rises seen: %s busy slots (the highest of the last %d minutes) "+
+			"+ %s (the rise within %d minutes, the lead time rounded up, that one window in %d of the last %d minutes exceeded) "+
+			"need %d replicas at their full %d slots", formatNumber(slots), lag, formatNumber(rise),
+			lag, int(math.Round(1/(1-riseQuantile))), minutes, need, src.Concurrency))
+		return keep
 	}
 	return desired
 }
@@ -516,13 +508,20 @@ func projectionHorizon(d *DemandSource, lead, interval time.Duration) time.Durat
 }
 
 // holdForDemand lengthens the scale-down stabilization window to a Demand metric's hold (default twice the
-// lead time): capacity that took a lead time to arrive is not given back at the first dip.
-func holdForDemand(spec Spec, lead time.Duration) Spec {
+// lead time): capacity that took a lead time to arrive is not given back at the first dip. While bursts
+// recur the default hold gives way to the cycle's forecast; a hold the spec sets is kept.
+func holdForDemand(spec Spec, lead time.Duration, burstsRecur bool) Spec {
 	for _, m := range spec.Metrics {
 		if m.Type != DemandMetric || m.Demand == nil {
 			continue
 		}
 		hold := m.Demand.HoldFor.D()
+		if hold == 0 && burstsRecur {
+			// While bursts recur, the cycle's forecast orders capacity ahead of the next one: holding the last
+			// burst's capacity beyond the spec's own window would pay for most of the quiet part of each cycle
+			// (a hold the spec sets itself is kept).
+			continue
+		}
 		if hold == 0 {
 			hold = 2 * lead
 		}
@@ -537,24 +536,24 @@ func holdForDemand(spec Spec, lead time.Duration) Spec {
 	return spec
 }
 
-// waitingRequests is a Demand metric's backlog reading, the requests waiting for a batch slot (0 without one).
-func waitingRequests(spec Spec, obs Observation) float64 {
+// demandReading is the Demand metric's source and reading (nil when the spec has none or it was not read;
+// a model has one Demand metric: config rejects a second metric of the same name).
+func demandReading(spec Spec, obs Observation) (*DemandSource, *DemandReading) {
 	for _, m := range spec.Metrics {
-		if r := findReading(obs, m.Name()); m.Type == DemandMetric && r != nil && r.Demand != nil && r.Demand.Backlog != nil {
-			return *r.Demand.Backlog
+		if r := findReading(obs, m.Name()); m.Type == DemandMetric && m.Demand != nil && r != nil && r.Demand != nil {
+			return m.Demand, r.Demand
 		}
 	}
-	return 0
+	return nil, nil
 }
 
-// explicitHold is whether a Demand metric sets its own HoldFor.
-func explicitHold(spec Spec) bool {
-	for _, m := range spec.Metrics {
-		if m.Type == DemandMetric && m.Demand != nil && m.Demand.HoldFor > 0 {
-			return true
-		}
+// waitingRequests is the Demand metric's backlog reading, the requests waiting for a batch slot (0 without
+// one).
+func waitingRequests(spec Spec, obs Observation) float64 {
+	if _, r := demandReading(spec, obs); r != nil && r.Backlog != nil {
+		return *r.Backlog
 	}
-	return false
+	return 0
 }
 
 func hasDemand(spec Spec) bool {
