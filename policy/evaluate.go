@@ -45,6 +45,8 @@ const (
 	LimitPanicHold       LimitKind = "panic-hold"
 	// LimitBurstCycle: bursts recur, and capacity is ordered a lead time ahead of the next one.
 	LimitBurstCycle LimitKind = "burst-cycle"
+	// LimitRisingDemand: no scale-in while the demand rises beyond doubt.
+	LimitRisingDemand LimitKind = "rising-demand"
 	// LimitRiseHeadroom: a scale-in keeps room for the rises of demand seen over the last hour.
 	LimitRiseHeadroom LimitKind = "rise-headroom"
 	// LimitWaitingRequests: no scale-in while requests wait for a batch slot.
@@ -280,6 +282,9 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	}
 
 	if desired < current && cycle == 0 {
+		desired = d.holdWhileDemandRises(st, current, desired, lead)
+	}
+	if desired < current && cycle == 0 {
 		desired = d.keepHeadroomForRises(spec, obs, st, current, desired, lead)
 	}
 	waiting := waitingRequests(spec, obs)
@@ -295,6 +300,30 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 		return 0
 	}
 	return desired
+}
+
+// holdWhileDemandRises keeps the current count while the Demand metric's minute levels over the last
+// risingLookback lead times rise beyond doubt (95% confidence): on a sustained ramp a proposal below the
+// current count is the noise of a minute, and the capacity given back would be ordered again within a few
+// lead times, a lead time late (on a slow ramp every scale-in was followed by late requests). A ramp too
+// slow to matter is also too slow to be told from noise over that span.
+//
+// A ramp that has ended is let go: when the slope of the span's second half is below the whole span's
+// lower bound beyond doubt (its upper bound lower), the levels have flattened, and the span would
+// otherwise hold them for up to its length. Against the whole span's slope itself, the test ended a
+// noisy slow ramp three times in its hour; against the lower bound it needs the flattening to be clear.
+func (d *Decision) holdWhileDemandRises(st *State, current, desired int32, lead time.Duration) int32 {
+	slope, lower, minutes := st.minuteTrend(risingLookback * lead)
+	if lower <= 0 {
+		return desired
+	}
+	if recent, recentLower, _ := st.minuteTrend(risingLookback * lead / 2); 2*recent-recentLower < lower {
+		return desired
+	}
+	d.limit(LimitRisingDemand, desired, current, fmt.Sprintf("demand rising: +%s busy slots a minute over the last %d minutes "+
+		"(at least +%s at 95%% confidence); no scale-in on a rise, whose capacity would be ordered again",
+		formatNumber(slope*60), minutes, formatNumber(lower*60)))
+	return current
 }
 
 // keepHeadroomForRises bounds a scale-in: it keeps the slots for the demand's level (the highest of the last
