@@ -67,6 +67,9 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 			if err != nil {
 				return usageError{err}
 			}
+			if maxReplicas < -1 {
+				return usagef("--max-replicas %d: want a count, 0 (room for twice the oracle's peak) or -1 (the spec's)", maxReplicas)
+			}
 			ours := spec.Spec.Spec
 			if maxReplicas > 0 {
 				ours.MaxReplicas = maxReplicas
@@ -101,13 +104,18 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 				a.Warmup = a.DefaultWarmup()
 			}
 			a.GPUsPerPod = max(ours.GPUsPerPod, 1)
-			a.MaxNodes = max(ours.MaxReplicas*a.GPUsPerPod/a.GPUsPerNode, 1)
+			a.MaxNodes = nodesFor(ours.MaxReplicas, a)
 			if err := a.Validate(); err != nil {
 				return usageError{err}
 			}
 			reqs, err := tf.load()
 			if err != nil {
 				return err
+			}
+			if maxReplicas == 0 {
+				// A production bound must not cap a scaled-up trace: room for twice the oracle's peak.
+				ours.MaxReplicas = int32(max(200, 2*slices.Max(sim.OracleSchedule(reqs, a))))
+				a.MaxNodes = nodesFor(ours.MaxReplicas, a)
 			}
 			policies := sim.StandardPolicies(ours, a)
 			if withWorkflow {
@@ -138,7 +146,7 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 	}
 	tf.add(cmd, 1)
 	cmd.Flags().StringVarP(&specFile, "file", "f", "deploy/examples/lorax/model.yaml", "model spec whose scaling policy is \"ours\"")
-	cmd.Flags().Int32Var(&maxReplicas, "max-replicas", 200, "override the spec's maxReplicas (0 keeps it), so a production bound does not cap a scaled-up trace")
+	cmd.Flags().Int32Var(&maxReplicas, "max-replicas", 0, "maxReplicas of every autoscaler (0: 200, or twice the oracle's peak when more, so a production bound does not cap a scaled-up trace; -1: the spec's)")
 	cmd.Flags().Float64Var(&attainment, "attainment", 0.99, "share of requests that must meet --slo (default: the spec's Demand SLO)")
 	for _, d := range durations {
 		cmd.Flags().Var(durationFlag{d.p}, d.flag, d.usage)
@@ -151,6 +159,15 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 	_ = cmd.MarkFlagFilename("plot", "svg")
 	addOutputFlag(cmd, &output)
 	return cmd
+}
+
+// nodesFor is the node group's size that holds replicas pods (1 for GPU counts Validate refuses).
+func nodesFor(replicas int32, a sim.Assumptions) int32 {
+	if a.GPUsPerPod < 1 || a.GPUsPerNode < a.GPUsPerPod {
+		return 1
+	}
+	perNode := a.GPUsPerNode / a.GPUsPerPod
+	return max((replicas+perNode-1)/perNode, 1)
 }
 
 func demandSLO(s policy.Spec) *policy.QueueSLO {

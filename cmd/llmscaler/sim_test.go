@@ -55,11 +55,36 @@ func TestSimRefusesBadInputWithWhatToFix(t *testing.T) {
 		{[]string{"--attainment", "99"}, "attainment target 99 must be between 0 and 1"},
 		{[]string{"-f", "nope.yaml"}, "nope.yaml"},
 		{[]string{"-o", "xml"}, `--output "xml"`},
+		{[]string{"--max-replicas", "-2"}, "--max-replicas -2: want a count"},
 	} {
 		args := append([]string{"sim", "--trace", simTrace, "-f", simSpec}, c.args...)
 		_, errOut, code := runCLI(t, "", args...)
 		if code == exitOK || !strings.Contains(errOut, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want it to say %q", c.args, code, errOut, c.want)
 		}
+	}
+}
+
+func TestSimWarnsWhenAnAutoscalerReachesItsBound(t *testing.T) {
+	// At 2x the trace needs 6 or 7 replicas: a bound of 4 caps every autoscaler, and the report says so
+	// rather than let the attainment pass for the policy's. The default leaves room for twice the oracle's
+	// peak, and says nothing.
+	args := []string{"sim", "--trace", simTrace, "-f", simSpec, "--window", "0m-20m", "--rate-scale", "2", "--workflow=false"}
+	out, errOut, code := runCLI(t, "", append(args, "--max-replicas", "4")...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "Warning: ours reached its maxReplicas (4): its attainment measures that bound, not the policy (raise --max-replicas).") {
+		t.Fatalf("no warning for ours at its bound:\n%s", out)
+	}
+	out, errOut, code = runCLI(t, "", append(args, "-o", "json")...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var rep struct {
+		Warnings []string `json:"warnings"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Warnings) != 0 {
+		t.Fatalf("warnings %v (%v) with room for twice the peak", rep.Warnings, err)
 	}
 }

@@ -67,6 +67,9 @@ type Report struct {
 	Assumptions        ReportAssumptions `json:"assumptions"`
 	OracleGPUNodeHours float64           `json:"oracle_gpu_node_hours"`
 	Policies           []Result          `json:"policies"`
+	// Warnings name what makes a result measure something other than the policy: an autoscaler that
+	// reached its maxReplicas or the node group's maximum.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ReportAssumptions are the run's assumptions and a description of the trace it ran.
@@ -171,6 +174,9 @@ func Compare(opt Options) (Report, error) {
 	if err := errors.Join(errs...); err != nil {
 		return Report{}, err
 	}
+	for i, p := range opt.Policies {
+		rep.Warnings = append(rep.Warnings, boundsReached(results[i+2], p, a)...)
+	}
 	rep.OracleGPUNodeHours = results[1].GPUNodeHours
 	for i := range results {
 		if rep.OracleGPUNodeHours > 0 {
@@ -194,6 +200,26 @@ func Compare(opt Options) (Report, error) {
 		rep.Policies = append(rep.Policies, results[i])
 	}
 	return rep, nil
+}
+
+// boundsReached warns when an autoscaler's replicas reached its maxReplicas or its nodes the group's
+// maximum: its attainment then measures that bound, not the policy.
+func boundsReached(r Result, p Policy, a Assumptions) []string {
+	bound := p.Spec.MaxReplicas
+	if p.Workflow != nil {
+		bound = p.Workflow.Spec.Spec.MaxReplicas
+	}
+	var ready, nodes int
+	for _, pt := range r.Series {
+		ready, nodes = max(ready, pt.Ready), max(nodes, pt.Nodes)
+	}
+	switch {
+	case bound > 0 && ready >= int(bound):
+		return []string{fmt.Sprintf("%s reached its maxReplicas (%d): its attainment measures that bound, not the policy (raise --max-replicas)", r.Name, bound)}
+	case nodes >= int(a.MaxNodes):
+		return []string{fmt.Sprintf("%s reached the node group's maximum (%d nodes): its attainment measures that bound, not the policy", r.Name, a.MaxNodes)}
+	}
+	return nil
 }
 
 // RunPolicy runs one autoscaler, starting with initial replicas serving (not a Workflow policy: see

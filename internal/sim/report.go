@@ -31,6 +31,9 @@ func (r Report) WriteTable(w io.Writer) {
 	s := a.Serving
 	fmt.Fprintf(w, "Replica: batch %d, prefill %g tok/s, decode %g tok/s per sequence, queue %d; %d GPU(s) per node, %d per pod; evaluation every %s. %s.\n",
 		s.MaxBatch, s.PrefillTokensPerSec, s.DecodeTokensPerSec, s.MaxQueue, a.GPUsPerNode, a.GPUsPerPod, a.EvaluationInterval, strings.ToUpper(a.Start[:1])+a.Start[1:])
+	for _, warning := range r.Warnings {
+		fmt.Fprintf(w, "Warning: %s.\n", warning)
+	}
 }
 
 // WriteSVG plots, for each policy, the load (requests in flight over the batch size, in replicas' worth),
