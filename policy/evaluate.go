@@ -17,6 +17,10 @@ type Input struct {
 	// LeadTime is the measured time from ordering capacity to it serving (the caller's recent
 	// scale-outs); Demand metrics use it unless their spec sets one.
 	LeadTime Duration `json:"leadTime,omitempty"`
+	// Waiting is how long the oldest capacity ordered and not yet serving has been on its way: the lead
+	// time is at least that. Before any scale-out served (the lead time is then a prior), or when launches
+	// have become slower than measured, it tells the lead time sooner than the next measurement.
+	Waiting Duration `json:"waiting,omitempty"`
 	// EvaluationInterval is the time to the next evaluation: what is ordered now carries the demand until
 	// what the next evaluation orders can serve, so a Demand metric's ramp is projected that much further.
 	EvaluationInterval Duration `json:"evaluationInterval,omitempty"`
@@ -95,7 +99,7 @@ type Decision struct {
 // panic and idle clocks) and never does I/O; now is the evaluation time.
 func Evaluate(in Input, st *State, now time.Time) Decision {
 	spec := in.Spec.WithDefaults()
-	lead := leadTime(spec, in.LeadTime)
+	lead := leadTime(spec, in.LeadTime, in.Waiting)
 	cycle := st.burstCycle(now)
 	spec = holdForDemand(spec, lead, cycle > 0)
 	obs := in.Observation
@@ -512,17 +516,19 @@ func MeasuredLeadTime(recent []time.Duration) Duration {
 	return Duration(ds[len(ds)/2])
 }
 
-// leadTime is the Demand metric's lead time: the spec's, else the measured one, else the default.
-func leadTime(spec Spec, measured Duration) time.Duration {
+// leadTime is the Demand metric's lead time: the spec's, else the measured one (else the default), or how
+// long capacity ordered has been waiting when that is longer.
+func leadTime(spec Spec, measured, waiting Duration) time.Duration {
 	for _, m := range spec.Metrics {
 		if m.Type == DemandMetric && m.Demand != nil && m.Demand.LeadTime > 0 {
 			return m.Demand.LeadTime.D()
 		}
 	}
+	lead := DefaultLeadTime
 	if measured > 0 {
-		return measured.D()
+		lead = measured.D()
 	}
-	return DefaultLeadTime
+	return max(lead, waiting.D())
 }
 
 // projectionHorizon is how far ahead a Demand metric's ramp is projected: to when capacity ordered now

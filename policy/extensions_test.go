@@ -410,6 +410,34 @@ func TestMeasuredLeadTimeIsTheMedianOfRecentScaleOuts(t *testing.T) {
 	}
 }
 
+func TestTheLeadTimeIsAtLeastHowLongCapacityHasWaited(t *testing.T) {
+	// Capacity ordered 6 minutes ago is not serving yet: the lead time is at least 6 minutes, whether the
+	// 4-minute prior or a 3m40s measurement said less. A shorter wait changes nothing; a lead time the spec
+	// sets is the lead time.
+	spec := demandSpec(0)
+	for _, c := range []struct {
+		measured, waiting time.Duration
+		want              time.Duration
+	}{
+		{0, 6 * time.Minute, 6 * time.Minute},
+		{220 * time.Second, 6 * time.Minute, 6 * time.Minute},
+		{220 * time.Second, time.Minute, 220 * time.Second},
+		{0, time.Minute, DefaultLeadTime},
+	} {
+		if got := leadTime(spec, Duration(c.measured), Duration(c.waiting)); got != c.want {
+			t.Errorf("measured %s, waiting %s: lead time %s, want %s", c.measured, c.waiting, got, c.want)
+		}
+	}
+	if got := leadTime(demandSpec(3*time.Minute), 0, Duration(6*time.Minute)); got != 3*time.Minute {
+		t.Errorf("the spec's 3m: %s", got)
+	}
+	var st State
+	d := Evaluate(Input{Spec: spec, Observation: demandObs(6, 10, 0), Waiting: Duration(6 * time.Minute)}, &st, t0)
+	if !strings.Contains(d.Summary, "over lead time 6m0s") {
+		t.Errorf("the record does not show the lead time used: %s", d.Summary)
+	}
+}
+
 func TestNextStepRunsOneActionAtATime(t *testing.T) {
 	out := &Action{Kind: ScaleOut, TargetReplicas: 5, TargetNodes: 5}
 	in := &Action{Kind: ScaleIn, TargetReplicas: 3, TargetNodes: 3}

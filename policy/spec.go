@@ -108,9 +108,10 @@ type DemandSource struct {
 	// SLO, when set, sizes for the queueing delay target instead of a fixed utilization alone: the fewest
 	// replicas whose modelled share of requests waiting longer than QueueDelay is at most 1 - Attainment.
 	SLO *QueueSLO `json:"slo,omitempty"`
-	// LeadTime from ordering a replica to it serving; default: measured from this model's scale-outs,
-	// else 4m (EC2 GPU node Ready 70-100 s, GPUs 60 s later, a mirrored image pull and a model load: a
-	// prior that errs long, as capacity ordered early costs minutes and capacity ordered late costs requests).
+	// LeadTime from ordering a replica to it serving; default: measured from this model's scale-outs (each
+	// order, a start or a raise, to its replicas ready), and at least as long as capacity ordered has been
+	// waiting; else 4m (EC2 GPU node Ready 70-100 s, GPUs 60 s later, a mirrored image pull and a model load:
+	// a prior that errs long, as capacity ordered early costs minutes and capacity ordered late costs requests).
 	LeadTime Duration `json:"leadTime,omitempty"`
 	// RateWindow is the range of the arrivals query's rate(), such as 1m for rate(x[1m]) (default 1m). A rate
 	// over a window describes the arrivals of about half a window ago, so a ramp is projected that much

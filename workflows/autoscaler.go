@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -21,6 +22,7 @@ import (
 const (
 	keepDecisions = 50
 	keepActions   = 30
+	keepWaves     = 10
 	// historyCap continues-as-new even if the server never suggests it (it does near 4K events).
 	historyCap = 10000
 	// backoffBase and backoffMax space out scale-outs after failures: 1m, 2m, 4m ... 15m.
@@ -245,8 +247,10 @@ func (a *autoscaler) evaluate(ctx workflow.Context) {
 	obs.InProgress = a.inProgress()
 	a.lastObs = &obs
 	a.lastInputState = a.c.Policy
-	d := a.decide(ctx, policy.Input{Spec: spec.Spec.Spec, Observation: obs, Overrides: a.policyOverrides(), LeadTime: a.leadTime(),
-		EvaluationInterval: spec.Spec.EvaluationInterval}, now)
+	lead, waiting := a.leadTime(ctx, now)
+	d := a.decide(ctx, policy.Input{Spec: spec.Spec.Spec, Observation: obs, Overrides: a.policyOverrides(), LeadTime: lead,
+		Waiting: waiting, EvaluationInterval: spec.Spec.EvaluationInterval}, now)
+	a.noteWavesServed(d.ReadyReplicas, now)
 	a.act(ctx, spec, &d)
 	a.c.Decisions = append(a.c.Decisions, d)
 	if len(a.c.Decisions) > keepDecisions {
@@ -292,21 +296,63 @@ func (a *autoscaler) decide(ctx workflow.Context, in policy.Input, now time.Time
 	return out.Decision
 }
 
-// leadTime is the lead time measured from the last successful scale-outs, each from the last capacity it
-// ordered (its start, or its target's last raise) to its replicas serving: Demand metrics size the backlog
-// and project the trend with it. Zero when none succeeded yet.
-func (a *autoscaler) leadTime() policy.Duration {
+// leadTime is the lead time measured from the last scale-outs: the median of the last five waves served,
+// each from its order (a scale-out's start or a raise) to its replicas first seen ready; and how long the
+// running scale-out's oldest wave not yet served has waited (the lead time is at least that). Demand
+// metrics size the backlog and project the trend with it. Zero when none served yet.
+//
+// Measured on waves, not on whole scale-outs: on a sustained ramp a scale-out is raised every few
+// evaluations and ends only when the ramp does, so the lead time would stay at its prior for the whole ramp
+// (the prior is 4 min; with a 5-minute image pull the capacity took 8 and the simulated daily cycle met 83%).
+// Runs older than the waves (no version marker) measured whole scale-outs, from the last raise.
+func (a *autoscaler) leadTime(ctx workflow.Context, now time.Time) (measured, waiting policy.Duration) {
 	var ds []time.Duration
-	for i := len(a.c.Actions) - 1; i >= 0 && len(ds) < 5; i-- {
-		if r := a.c.Actions[i]; r.Kind == policy.ScaleOut && r.Result == "succeeded" && !r.Finished.IsZero() {
-			from := r.Started
-			if r.Raised.After(from) {
-				from = r.Raised
+	if workflow.GetVersion(ctx, "wave-lead-times", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		for i := len(a.c.Actions) - 1; i >= 0 && len(ds) < 5; i-- {
+			if r := a.c.Actions[i]; r.Kind == policy.ScaleOut && r.Result == "succeeded" && !r.Finished.IsZero() {
+				from := r.Started
+				if r.Raised.After(from) {
+					from = r.Raised
+				}
+				ds = append(ds, r.Finished.Sub(from))
 			}
-			ds = append(ds, r.Finished.Sub(from))
+		}
+		return policy.MeasuredLeadTime(ds), 0
+	}
+	for i := len(a.c.Actions) - 1; i >= 0 && len(ds) < 5; i-- {
+		waves := a.c.Actions[i].Waves
+		for j := len(waves) - 1; j >= 0 && len(ds) < 5; j-- {
+			if w := waves[j]; !w.Served.IsZero() {
+				ds = append(ds, w.Served.Sub(w.Ordered))
+			}
 		}
 	}
-	return policy.MeasuredLeadTime(ds)
+	if a.child != nil && a.child.kind == policy.ScaleOut {
+		if rec := a.action(a.child.id); rec != nil {
+			for _, w := range rec.Waves {
+				if w.Served.IsZero() {
+					waiting = policy.Duration(now.Sub(w.Ordered))
+					break
+				}
+			}
+		}
+	}
+	return policy.MeasuredLeadTime(ds), waiting
+}
+
+// noteWavesServed marks the running scale-out's waves whose replicas are ready (each wave's count includes
+// the ones before it, so they are served in order).
+func (a *autoscaler) noteWavesServed(ready int32, now time.Time) {
+	if a.child == nil || a.child.kind != policy.ScaleOut {
+		return
+	}
+	if rec := a.action(a.child.id); rec != nil {
+		for i := range rec.Waves {
+			if w := &rec.Waves[i]; w.Served.IsZero() && ready >= w.Replicas {
+				w.Served = now
+			}
+		}
+	}
 }
 
 func (a *autoscaler) policyOverrides() policy.Overrides {
@@ -334,6 +380,12 @@ func (a *autoscaler) act(ctx workflow.Context, spec config.ModelSpec, d *policy.
 				ch.target, ch.targetNodes = r.Replicas, r.Nodes
 				if rec := a.action(ch.id); rec != nil {
 					rec.ToReplicas, rec.ToNodes, rec.Raised = r.Replicas, r.Nodes, now
+					rec.Waves = append(rec.Waves, Wave{Replicas: r.Replicas, Ordered: now})
+					// A long ramp raises a scale-out many times: the record keeps the last waves, enough
+					// for the lead time (an older wave serves no later than a newer one).
+					if len(rec.Waves) > keepWaves {
+						rec.Waves = slices.Clone(rec.Waves[len(rec.Waves)-keepWaves:])
+					}
 				}
 				d.Summary += fmt.Sprintf("; raised the scale-out under way to %d replicas, %d nodes", r.Replicas, r.Nodes)
 			}
@@ -440,10 +492,14 @@ func (a *autoscaler) startChild(ctx workflow.Context, kind policy.ActionKind, la
 	})
 	f := workflow.ExecuteChildWorkflow(cctx, wf, input)
 	a.child = &runningChild{id: id, kind: kind, future: f, cancel: cancel, target: target, targetNodes: targetNodes, manual: manual}
-	a.c.Actions = append(a.c.Actions, ActionRecord{
+	rec := ActionRecord{
 		WorkflowID: id, Kind: kind, FromReplicas: d.CurrentReplicas, ToReplicas: target, FromNodes: d.Nodes.Requested, ToNodes: targetNodes,
 		Reason: d.Summary, Started: now, Result: "running",
-	})
+	}
+	if kind == policy.ScaleOut {
+		rec.Waves = []Wave{{Replicas: target, Ordered: now}}
+	}
+	a.c.Actions = append(a.c.Actions, rec)
 	if len(a.c.Actions) > keepActions {
 		a.c.Actions = a.c.Actions[len(a.c.Actions)-keepActions:]
 	}
@@ -483,6 +539,12 @@ func (a *autoscaler) childDone(ctx workflow.Context, f workflow.Future) {
 	case err == nil:
 		rec.Result = "succeeded"
 		*a.backoff(ch.kind) = Backoff{}
+		// A scale-out ends when every wave serves: those no evaluation saw served, served now.
+		for i := range rec.Waves {
+			if rec.Waves[i].Served.IsZero() {
+				rec.Waves[i].Served = now
+			}
+		}
 	case temporal.IsCanceledError(err):
 		rec.Result = "cancelled"
 		rec.Error = ch.cancelReason

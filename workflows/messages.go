@@ -152,6 +152,17 @@ type ActionRecord struct {
 	// Result is running, succeeded, failed or cancelled.
 	Result string `json:"result"`
 	Error  string `json:"error,omitempty"`
+	// Waves are a scale-out's capacity orders, its first target and each raise, and when each served: the
+	// lead times the policy measures.
+	Waves []Wave `json:"waves,omitempty"`
+}
+
+// Wave is capacity ordered by a scale-out (its start or a raise): the replica count ordered, when, and when
+// that many replicas were first seen ready (zero: not yet).
+type Wave struct {
+	Replicas int32     `json:"replicas"`
+	Ordered  time.Time `json:"ordered"`
+	Served   time.Time `json:"served,omitzero"`
 }
 
 // Status is what the status query returns.

@@ -53,10 +53,17 @@ type action struct {
 	target      int32
 	targetNodes int32
 	started     time.Time
-	// raised is when the target was last raised: the lead time is measured from the last capacity ordered.
-	raised  time.Time
+	// waves are the capacity ordered and not yet serving: the first target and each raise, each with the
+	// time it was ordered. The lead time is measured on each, from its order to its replicas serving.
+	waves   []wave
 	victims []*node
 	pods    []*pod
+}
+
+// wave is capacity ordered at a time: the replicas that serve once it has arrived.
+type wave struct {
+	ordered  time.Time
+	replicas int32
 }
 
 func (a *autoscaler) scaleActions() int { return a.actions }
@@ -72,7 +79,11 @@ func (a *autoscaler) inProgress() *policy.Action {
 
 func (a *autoscaler) evaluate(s *sim) {
 	obs := s.observe(a.spec, a.inProgress())
-	d := policy.Evaluate(policy.Input{Spec: a.spec, Observation: obs, LeadTime: policy.MeasuredLeadTime(a.leads),
+	var waiting policy.Duration
+	if ac := a.action; ac != nil && len(ac.waves) > 0 {
+		waiting = policy.Duration(s.now.Sub(ac.waves[0].ordered))
+	}
+	d := policy.Evaluate(policy.Input{Spec: a.spec, Observation: obs, LeadTime: policy.MeasuredLeadTime(a.leads), Waiting: waiting,
 		EvaluationInterval: s.a.EvaluationInterval}, &a.st, s.now)
 	if a.sagas {
 		a.actLikeTheWorkflow(s, d)
@@ -101,7 +112,8 @@ func (a *autoscaler) actLikeTheWorkflow(s *sim, d policy.Decision) {
 	case policy.StepRaise:
 		ac := a.action
 		a.st.RecordScale(ac.target, step.Replicas, s.now)
-		ac.target, ac.targetNodes, ac.raised = step.Replicas, step.Nodes, s.now
+		ac.target, ac.targetNodes = step.Replicas, step.Nodes
+		ac.waves = append(ac.waves, wave{ordered: s.now, replicas: step.Replicas})
 		s.setGroupSize(int(step.Nodes))
 		s.setReplicas(step.Replicas, s.a.DrainGrace.D())
 		return
@@ -113,7 +125,8 @@ func (a *autoscaler) actLikeTheWorkflow(s *sim, d policy.Decision) {
 	}
 	switch d.Action {
 	case policy.ScaleOut:
-		a.action = &action{kind: policy.ScaleOut, target: step.Replicas, targetNodes: step.Nodes, started: s.now, raised: s.now}
+		a.action = &action{kind: policy.ScaleOut, target: step.Replicas, targetNodes: step.Nodes, started: s.now,
+			waves: []wave{{ordered: s.now, replicas: step.Replicas}}}
 		a.scaleOuts++
 		s.setGroupSize(int(step.Nodes))
 		s.setReplicas(step.Replicas, s.a.DrainGrace.D())
@@ -197,13 +210,14 @@ func (a *autoscaler) changed(s *sim) {
 				ready++
 			}
 		}
-		done = int32(ready) >= ac.target
-		if done {
-			a.leads = append(a.leads, s.now.Sub(ac.raised))
+		for len(ac.waves) > 0 && int32(ready) >= ac.waves[0].replicas {
+			a.leads = append(a.leads, s.now.Sub(ac.waves[0].ordered))
 			if len(a.leads) > 5 {
 				a.leads = a.leads[1:]
 			}
+			ac.waves = ac.waves[1:]
 		}
+		done = int32(ready) >= ac.target
 	case policy.ScaleIn:
 		a.removeDrainedNodes(s)
 		done = true
