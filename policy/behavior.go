@@ -53,7 +53,12 @@ const minTrendPoints = 6
 // times must be positive at 95% confidence, with the standard error widened for the readings'
 // autocorrelation (a rate over a 1-minute window read every 15 s shares most of its samples with the
 // previous reading, so n readings hold far fewer than n independent ones); and the readings must span at
-// least a lead time, as a trend is not extrapolated past the time it was seen over. Then it projects the
+// least a lead time, as a trend is not extrapolated past the time it was seen over. Nothing is projected in
+// an autoscaler's first two lead times, before the window has filled: the conversation trace's arrivals
+// more than double over its first four minutes (its first seconds are sparse) and then level off, and a
+// slope fitted over those four minutes ordered twice the replicas for a lead time (4% of the hour's
+// node-hours at 10x). A ramp under way as the autoscaler starts is met later (the hour-long daily cycle,
+// which starts at its foot, lost 1 to 3 points). Then it projects the
 // slope itself, the best estimate of the ramp: a ramp that is real but under-projected is served late (the
 // last lead time's slope when that is steeper beyond doubt: the ramp is accelerating). Within two lead
 // times of a burst start it projects nothing: a burst is a step, not a ramp, and extrapolating it would
@@ -68,7 +73,7 @@ func (s *State) demandTrend(slots float64, now time.Time, lead, horizon time.Dur
 	if n := len(s.BurstStarts); n > 0 && now.Sub(s.BurstStarts[n-1]) < 2*lead {
 		return 0 // a burst is a step, not a ramp: its backlog is sized over the lead time instead
 	}
-	if now.Sub(s.Demand[0].Time) < lead {
+	if now.Sub(s.Demand[0].Time) < lead || s.Started.IsZero() || now.Sub(s.Started) < 2*lead {
 		return 0
 	}
 	slope, lower := fitSlope(s.Demand)

@@ -438,6 +438,26 @@ func TestTheLeadTimeIsAtLeastHowLongCapacityHasWaited(t *testing.T) {
 	}
 }
 
+func TestNoRampIsProjectedBeforeTheTrendsWindowHasFilled(t *testing.T) {
+	// A ramp of 2 req/s a minute from an autoscaler's first evaluation, with a 3-minute lead time: beyond
+	// doubt after a lead time of readings, but the trend is fitted over two, and a slope seen over less than
+	// that (a load that rises as a trace, or an autoscaler, starts) is not projected until it has.
+	var st State
+	current := int32(12)
+	spec := demandSpec(3 * time.Minute)
+	firstProjected := time.Duration(-1)
+	for at := time.Duration(0); at < 10*time.Minute; at += 15 * time.Second {
+		d := Evaluate(Input{Spec: spec, Observation: demandObs(current, 20+2*at.Minutes(), 0)}, &st, t0.Add(at))
+		if d.Metrics[0].Unprojected != nil && firstProjected < 0 {
+			firstProjected = at
+		}
+		current = d.DesiredReplicas
+	}
+	if firstProjected < 6*time.Minute || firstProjected > 7*time.Minute {
+		t.Fatalf("first projected at %s, want once two lead times (6m) have passed", firstProjected)
+	}
+}
+
 func TestNextStepRunsOneActionAtATime(t *testing.T) {
 	out := &Action{Kind: ScaleOut, TargetReplicas: 5, TargetNodes: 5}
 	in := &Action{Kind: ScaleIn, TargetReplicas: 3, TargetNodes: 3}
