@@ -186,6 +186,31 @@ func TestScaleInPicksEmptyThenLeastBusyNeverProtectedNorBelowGroupMin(t *testing
 	}
 }
 
+func TestAScaleInThatCannotFreeANodeTakesPodsFromTheNodeWithFewest(t *testing.T) {
+	// Three 4-GPU nodes hold 4, 3 and 2 replicas; one replica comes off and no node can go whole. It comes
+	// off node-c, the node with fewest, though its pods are the busiest: node-c empties over the next
+	// scale-ins and goes, where the least busy pod of any node would leave all three partly used. A
+	// protected node cannot go: with node-c protected the pod comes off node-b.
+	pods := readyPods(9)
+	for i, node := range []string{"node-a", "node-a", "node-a", "node-a", "node-b", "node-b", "node-b", "node-c", "node-c"} {
+		pods[i].Node = node
+	}
+	nodes := []Node{{Name: "node-a", Ready: true, GPUsAllocatable: 4}, {Name: "node-b", Ready: true, GPUsAllocatable: 4},
+		{Name: "node-c", Ready: true, GPUsAllocatable: 4}}
+	obs := Observation{SpecReplicas: 9, Pods: pods, Nodes: nodes,
+		Metrics: []MetricReading{{Name: "queue", Pods: samples(pods, 1, 1, 1, 1, 2, 2, 2, 6, 5)}},
+		Group:   NodeGroup{Name: "gpu-pool", Max: 10, Desired: 3, GPUsPerNode: 4}}
+	spec := queueSpec(1, 100, nil)
+	victims, rest := chooseVictims(spec, obs, 1, 1)
+	if len(victims) != 0 || len(rest) != 1 || rest[0] != "model-8" {
+		t.Fatalf("victims %+v, pods %v: want model-8, the less busy of node-c's", victims, rest)
+	}
+	obs.Nodes[2].Protected = true
+	if _, rest = chooseVictims(spec, obs, 1, 1); len(rest) != 1 || rest[0] != "model-4" {
+		t.Fatalf("node-c protected: pods %v, want model-4 of node-b", rest)
+	}
+}
+
 func TestOverrides(t *testing.T) {
 	obs := observeQueue(4, 8)
 	var st State

@@ -3,6 +3,7 @@ package policy
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -135,18 +136,34 @@ func chooseVictims(spec Spec, obs Observation, podsToRemove, maxNodes int32) ([]
 			removed[p] = true
 		}
 	}
-	// The rest of the count comes off as single pods, least busy first; pods not yet scheduled or
-	// ready go first, as the ReplicaSet controller would pick them.
+	// The rest of the count comes off as single pods; pods not yet scheduled or ready go first, as the
+	// ReplicaSet controller would pick them. Then the pods of the node with the fewest (the least busy of
+	// those): a node that cannot go whole now empties over the next scale-ins and goes then, where pods taken
+	// least busy first from every node would leave every node partly used and paid for (on 8-GPU nodes a
+	// declining load kept a third node for 50 minutes after its pods fitted on two). Then the least busy.
 	var rest []Pod
 	for _, p := range obs.Pods {
 		if !removed[p.Name] && !p.Deleting && p.Phase != PodFailed && p.Phase != PodSucceeded {
 			rest = append(rest, p)
 		}
 	}
+	// A protected node cannot go: its pods come off after those of the nodes that can.
+	nodeBusy, removable := map[string]float64{}, map[string]bool{}
+	for _, c := range cands {
+		nodeBusy[c.node.Name], removable[c.node.Name] = c.busy, true
+	}
+	onRemovable := func(node string) int {
+		if !removable[node] {
+			return math.MaxInt
+		}
+		return len(podsOn[node])
+	}
 	slices.SortStableFunc(rest, func(a, b Pod) int {
 		return cmp.Or(
 			cmp.Compare(boolRank(a.Node != ""), boolRank(b.Node != "")),
 			cmp.Compare(boolRank(a.Ready), boolRank(b.Ready)),
+			cmp.Compare(onRemovable(a.Node), onRemovable(b.Node)),
+			cmp.Compare(nodeBusy[a.Node], nodeBusy[b.Node]),
 			cmp.Compare(busy[a.Name], busy[b.Name]),
 			cmp.Compare(a.Name, b.Name),
 		)

@@ -296,8 +296,11 @@ func (a *autoscaler) decide(ctx workflow.Context, in policy.Input, now time.Time
 	return out.Decision
 }
 
-// leadTime is the lead time measured from the last scale-outs: the median of the last five waves served,
-// each from its order (a scale-out's start or a raise) to its replicas first seen ready; and how long the
+// leadTime is the lead time measured from the last scale-outs: the median of the last five waves served
+// that asked for nodes, each from its order (a scale-out's start or a raise) to its replicas first seen
+// ready (a wave whose replicas fit on nodes already there serves in a model load's time: on 4-GPU nodes
+// one such wave set a 40 s lead time, the scale-in's headroom and hold shrank to match, and the next
+// spike, which needed nodes, was met short); and how long the
 // running scale-out's oldest wave not yet served has waited (the lead time is at least that). Demand
 // metrics size the backlog and project the trend with it. Zero when none served yet.
 //
@@ -322,7 +325,7 @@ func (a *autoscaler) leadTime(ctx workflow.Context, now time.Time) (measured, wa
 	for i := len(a.c.Actions) - 1; i >= 0 && len(ds) < 5; i-- {
 		waves := a.c.Actions[i].Waves
 		for j := len(waves) - 1; j >= 0 && len(ds) < 5; j-- {
-			if w := waves[j]; !w.Served.IsZero() {
+			if w := waves[j]; !w.Served.IsZero() && w.Nodes > 0 {
 				ds = append(ds, w.Served.Sub(w.Ordered))
 			}
 		}
@@ -377,10 +380,11 @@ func (a *autoscaler) act(ctx workflow.Context, spec config.ModelSpec, d *policy.
 			r := Retarget{Replicas: step.Replicas, Nodes: step.Nodes}
 			if err := ch.future.SignalChildWorkflow(ctx, SignalRetarget, r).Get(ctx, nil); err == nil {
 				a.c.Policy.RecordScale(ch.target, r.Replicas, now)
+				asked := max(r.Nodes-ch.targetNodes, 0)
 				ch.target, ch.targetNodes = r.Replicas, r.Nodes
 				if rec := a.action(ch.id); rec != nil {
 					rec.ToReplicas, rec.ToNodes, rec.Raised = r.Replicas, r.Nodes, now
-					rec.Waves = append(rec.Waves, Wave{Replicas: r.Replicas, Ordered: now})
+					rec.Waves = append(rec.Waves, Wave{Replicas: r.Replicas, Nodes: asked, Ordered: now})
 					// A long ramp raises a scale-out many times: the record keeps the last waves, enough
 					// for the lead time (an older wave serves no later than a newer one).
 					if len(rec.Waves) > keepWaves {
@@ -497,7 +501,7 @@ func (a *autoscaler) startChild(ctx workflow.Context, kind policy.ActionKind, la
 		Reason: d.Summary, Started: now, Result: "running",
 	}
 	if kind == policy.ScaleOut {
-		rec.Waves = []Wave{{Replicas: target, Ordered: now}}
+		rec.Waves = []Wave{{Replicas: target, Nodes: max(targetNodes-d.Nodes.Requested, 0), Ordered: now}}
 	}
 	a.c.Actions = append(a.c.Actions, rec)
 	if len(a.c.Actions) > keepActions {

@@ -157,10 +157,12 @@ type ActionRecord struct {
 	Waves []Wave `json:"waves,omitempty"`
 }
 
-// Wave is capacity ordered by a scale-out (its start or a raise): the replica count ordered, when, and when
-// that many replicas were first seen ready (zero: not yet).
+// Wave is capacity ordered by a scale-out (its start or a raise): the replica count ordered, the nodes it
+// asked the group for (0: its replicas fit on nodes there or on their way), when, and when that many
+// replicas were first seen ready (zero: not yet).
 type Wave struct {
 	Replicas int32     `json:"replicas"`
+	Nodes    int32     `json:"nodes,omitempty"`
 	Ordered  time.Time `json:"ordered"`
 	Served   time.Time `json:"served,omitzero"`
 }

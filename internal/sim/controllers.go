@@ -60,10 +60,12 @@ type action struct {
 	pods    []*pod
 }
 
-// wave is capacity ordered at a time: the replicas that serve once it has arrived.
+// wave is capacity ordered at a time: the replicas that serve once it has arrived, and whether it asked
+// for nodes (only those measure the lead time: see workflows.Wave).
 type wave struct {
 	ordered  time.Time
 	replicas int32
+	nodes    bool
 }
 
 func (a *autoscaler) scaleActions() int { return a.actions }
@@ -112,8 +114,8 @@ func (a *autoscaler) actLikeTheWorkflow(s *sim, d policy.Decision) {
 	case policy.StepRaise:
 		ac := a.action
 		a.st.RecordScale(ac.target, step.Replicas, s.now)
+		ac.waves = append(ac.waves, wave{ordered: s.now, replicas: step.Replicas, nodes: step.Nodes > ac.targetNodes})
 		ac.target, ac.targetNodes = step.Replicas, step.Nodes
-		ac.waves = append(ac.waves, wave{ordered: s.now, replicas: step.Replicas})
 		s.setGroupSize(int(step.Nodes))
 		s.setReplicas(step.Replicas, s.a.DrainGrace.D())
 		return
@@ -126,7 +128,7 @@ func (a *autoscaler) actLikeTheWorkflow(s *sim, d policy.Decision) {
 	switch d.Action {
 	case policy.ScaleOut:
 		a.action = &action{kind: policy.ScaleOut, target: step.Replicas, targetNodes: step.Nodes, started: s.now,
-			waves: []wave{{ordered: s.now, replicas: step.Replicas}}}
+			waves: []wave{{ordered: s.now, replicas: step.Replicas, nodes: step.Nodes > d.Nodes.Requested}}}
 		a.scaleOuts++
 		s.setGroupSize(int(step.Nodes))
 		s.setReplicas(step.Replicas, s.a.DrainGrace.D())
@@ -211,9 +213,11 @@ func (a *autoscaler) changed(s *sim) {
 			}
 		}
 		for len(ac.waves) > 0 && int32(ready) >= ac.waves[0].replicas {
-			a.leads = append(a.leads, s.now.Sub(ac.waves[0].ordered))
-			if len(a.leads) > 5 {
-				a.leads = a.leads[1:]
+			if ac.waves[0].nodes {
+				a.leads = append(a.leads, s.now.Sub(ac.waves[0].ordered))
+				if len(a.leads) > 5 {
+					a.leads = a.leads[1:]
+				}
 			}
 			ac.waves = ac.waves[1:]
 		}
