@@ -138,7 +138,7 @@ func Compare(opt Options) (Report, error) {
 		return Report{}, fmt.Errorf("the warm-up (%s) is not shorter than the trace (%s): nothing would be measured; lower --warmup or use a longer --window", a.Warmup, d.Round(time.Second))
 	}
 	sched := OracleSchedule(opt.Trace, a)
-	initial := slices.Max(sched[:min(len(sched), int(math.Ceil(a.LeadTime().Minutes())))])
+	initial := StartingReplicas(sched, a)
 	rep := Report{Assumptions: ReportAssumptions{Assumptions: a, LeadTime: policy.Duration(a.LeadTime()),
 		TraceRequests: len(opt.Trace), TraceDuration: policy.Duration(trace.Duration(opt.Trace)),
 		Start: fmt.Sprintf("every autoscaler starts with %d replicas serving: the oracle's peak over the first lead time, "+
@@ -220,6 +220,12 @@ func boundsReached(r Result, p Policy, a Assumptions) []string {
 		return []string{fmt.Sprintf("%s reached the node group's maximum (%d nodes): its attainment measures that bound, not the policy", r.Name, a.MaxNodes)}
 	}
 	return nil
+}
+
+// StartingReplicas is what every autoscaler starts with, serving: the oracle's peak over the first lead
+// time (sched is OracleSchedule's), the steady state of a service already sized for its load.
+func StartingReplicas(sched []int, a Assumptions) int {
+	return slices.Max(sched[:min(len(sched), int(math.Ceil(a.LeadTime().Minutes())))])
 }
 
 // RunPolicy runs one autoscaler, starting with initial replicas serving (not a Workflow policy: see
