@@ -105,7 +105,7 @@ func Evaluate(in Input, st *State, now time.Time) Decision {
 	obs := in.Observation
 	st.trim(spec, now, cycle)
 
-	d := Decision{Time: now, CurrentReplicas: obs.SpecReplicas, ReadyReplicas: int32(readyPodCount(obs.Pods))}
+	d := Decision{Time: now, CurrentReplicas: obs.SpecReplicas, ReadyReplicas: obs.ReadyReplicas()}
 	committed := obs.SpecReplicas
 	if ip := obs.InProgress; ip != nil && ip.Kind != NoAction {
 		committed = ip.TargetReplicas
@@ -307,7 +307,7 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 }
 
 // holdWhileDemandRises keeps the current count while the Demand metric's minute levels over the last
-// risingLookback lead times rise beyond doubt (95% confidence): on a sustained ramp a proposal below the
+// risingLookback lead times (at least 12 minutes) rise beyond doubt (95% confidence): on a sustained ramp a proposal below the
 // current count is the noise of a minute, and the capacity given back would be ordered again within a few
 // lead times, a lead time late (on a slow ramp every scale-in was followed by late requests). A ramp too
 // slow to matter is also too slow to be told from noise over that span.
@@ -317,11 +317,14 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 // otherwise hold them for up to its length. Against the whole span's slope itself, the test ended a
 // noisy slow ramp three times in its hour; against the lower bound it needs the flattening to be clear.
 func (d *Decision) holdWhileDemandRises(st *State, current, desired int32, lead time.Duration) int32 {
-	slope, lower, minutes := st.minuteTrend(risingLookback * lead)
+	// At least minTrendPoints minutes in the second half, twice that in the whole: with a lead time of a
+	// minute or two, four lead times are too few readings to tell a rise, or its end, from noise.
+	half := max(risingLookback*lead/2, minTrendPoints*time.Minute)
+	slope, lower, minutes := st.minuteTrend(2 * half)
 	if lower <= 0 {
 		return desired
 	}
-	if recent, recentLower, _ := st.minuteTrend(risingLookback * lead / 2); 2*recent-recentLower < lower {
+	if recent, recentLower, _ := st.minuteTrend(half); 2*recent-recentLower < lower {
 		return desired
 	}
 	d.limit(LimitRisingDemand, desired, current, fmt.Sprintf("demand rising: +%s busy slots a minute over the last %d minutes "+

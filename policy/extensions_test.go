@@ -209,6 +209,16 @@ func TestAScaleInThatCannotFreeANodeTakesPodsFromTheNodeWithFewest(t *testing.T)
 	if _, rest = chooseVictims(spec, obs, 1, 1); len(rest) != 1 || rest[0] != "model-4" {
 		t.Fatalf("node-c protected: pods %v, want model-4 of node-b", rest)
 	}
+	// Two idle nodes alike, 3 replicas each, two to come off: both from one node, not one from each.
+	idle := readyPods(6)
+	for i := range idle {
+		idle[i].Node = []string{"node-a", "node-b"}[i%2]
+	}
+	obs = Observation{SpecReplicas: 6, Pods: idle, Nodes: nodes[:2], Metrics: []MetricReading{{Name: "queue", Pods: samples(idle, 0, 0, 0, 0, 0, 0)}},
+		Group: NodeGroup{Name: "gpu-pool", Max: 10, Desired: 2, GPUsPerNode: 4}}
+	if _, rest = chooseVictims(spec, obs, 2, 0); len(rest) != 2 || rest[0] != "model-0" || rest[1] != "model-2" {
+		t.Fatalf("idle nodes alike: pods %v, want model-0 and model-2, both of node-a", rest)
+	}
 }
 
 func TestOverrides(t *testing.T) {

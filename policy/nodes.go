@@ -21,7 +21,7 @@ type NodePlan struct {
 	Add int32 `json:"add,omitempty"`
 	// Victims are the nodes to drain and remove, in order.
 	Victims []Victim `json:"victims,omitempty"`
-	// VictimPods are pods to remove beyond those on victim nodes (least busy first).
+	// VictimPods are pods to remove beyond those on victim nodes (those of the node with the fewest first).
 	VictimPods []string `json:"victimPods,omitempty"`
 }
 
@@ -82,7 +82,7 @@ func planNodes(spec Spec, obs Observation, committed, desired int32) NodePlan {
 
 // chooseVictims picks nodes to remove (at most maxNodes) and pods to remove (podsToRemove in all): empty
 // nodes first, then the least busy, never a protected node, never a node whose pods exceed what is left to
-// remove; then the least busy single pods to make up the count.
+// remove; then single pods to make up the count, from the node with the fewest first (see below).
 func chooseVictims(spec Spec, obs Observation, podsToRemove, maxNodes int32) ([]Victim, []string) {
 	busy := busyByPod(spec, obs)
 	podsOn := map[string][]string{}
@@ -164,6 +164,8 @@ func chooseVictims(spec Spec, obs Observation, podsToRemove, maxNodes int32) ([]
 			cmp.Compare(boolRank(a.Ready), boolRank(b.Ready)),
 			cmp.Compare(onRemovable(a.Node), onRemovable(b.Node)),
 			cmp.Compare(nodeBusy[a.Node], nodeBusy[b.Node]),
+			// Nodes alike (idle ones are) still give up their pods one node at a time.
+			cmp.Compare(a.Node, b.Node),
 			cmp.Compare(busy[a.Name], busy[b.Name]),
 			cmp.Compare(a.Name, b.Name),
 		)

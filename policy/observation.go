@@ -131,4 +131,11 @@ type Snapshot struct {
 	Observation
 	State     State     `json:"state,omitempty"`
 	Overrides Overrides `json:"overrides,omitempty"`
+	// LeadTime and Waiting are the lead time the autoscaler measured and how long the capacity on its way
+	// had waited (Input's): without them a Demand metric is explained with the 4-minute prior.
+	LeadTime Duration `json:"leadTime,omitempty"`
+	Waiting  Duration `json:"waiting,omitempty"`
 }
+
+// ReadyReplicas counts the Running and Ready pods, as the decision's ReadyReplicas does.
+func (o Observation) ReadyReplicas() int32 { return int32(readyPodCount(o.Pods)) }

@@ -92,10 +92,12 @@ type autoscaler struct {
 	wake    workflow.Channel
 	evalReq int
 	lastObs *policy.Observation
-	// lastInputState is the policy state the last evaluation started from (the snapshot's state).
-	lastInputState policy.State
-	lastErr        string
-	published      published
+	// lastInputState is the policy state the last evaluation started from (the snapshot's state);
+	// lastLead and lastWaiting its lead time inputs.
+	lastInputState        policy.State
+	lastLead, lastWaiting policy.Duration
+	lastErr               string
+	published             published
 }
 
 type runningChild struct {
@@ -247,10 +249,10 @@ func (a *autoscaler) evaluate(ctx workflow.Context) {
 	obs.InProgress = a.inProgress()
 	a.lastObs = &obs
 	a.lastInputState = a.c.Policy
-	lead, waiting := a.leadTime(ctx, now)
-	d := a.decide(ctx, policy.Input{Spec: spec.Spec.Spec, Observation: obs, Overrides: a.policyOverrides(), LeadTime: lead,
-		Waiting: waiting, EvaluationInterval: spec.Spec.EvaluationInterval}, now)
-	a.noteWavesServed(d.ReadyReplicas, now)
+	a.noteWavesServed(obs.ReadyReplicas(), now)
+	a.lastLead, a.lastWaiting = a.leadTime(ctx, now)
+	d := a.decide(ctx, policy.Input{Spec: spec.Spec.Spec, Observation: obs, Overrides: a.policyOverrides(), LeadTime: a.lastLead,
+		Waiting: a.lastWaiting, EvaluationInterval: spec.Spec.EvaluationInterval}, now)
 	a.act(ctx, spec, &d)
 	a.c.Decisions = append(a.c.Decisions, d)
 	if len(a.c.Decisions) > keepDecisions {
@@ -313,19 +315,20 @@ func (a *autoscaler) leadTime(ctx workflow.Context, now time.Time) (measured, wa
 	if workflow.GetVersion(ctx, "wave-lead-times", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		for i := len(a.c.Actions) - 1; i >= 0 && len(ds) < 5; i-- {
 			if r := a.c.Actions[i]; r.Kind == policy.ScaleOut && r.Result == "succeeded" && !r.Finished.IsZero() {
-				from := r.Started
-				if r.Raised.After(from) {
-					from = r.Raised
-				}
-				ds = append(ds, r.Finished.Sub(from))
+				ds = append(ds, r.Finished.Sub(laterOf(r.Started, r.Raised)))
 			}
 		}
 		return policy.MeasuredLeadTime(ds), 0
 	}
 	for i := len(a.c.Actions) - 1; i >= 0 && len(ds) < 5; i-- {
-		waves := a.c.Actions[i].Waves
-		for j := len(waves) - 1; j >= 0 && len(ds) < 5; j-- {
-			if w := waves[j]; !w.Served.IsZero() && w.Nodes > 0 {
+		r := a.c.Actions[i]
+		if r.Kind == policy.ScaleOut && r.Waves == nil && r.Result == "succeeded" && !r.Finished.IsZero() {
+			// Recorded before the waves (carried across the upgrade): its whole span, as it was measured.
+			ds = append(ds, r.Finished.Sub(laterOf(r.Started, r.Raised)))
+			continue
+		}
+		for j := len(r.Waves) - 1; j >= 0 && len(ds) < 5; j-- {
+			if w := r.Waves[j]; !w.Served.IsZero() && w.Nodes > 0 {
 				ds = append(ds, w.Served.Sub(w.Ordered))
 			}
 		}
@@ -341,6 +344,24 @@ func (a *autoscaler) leadTime(ctx workflow.Context, now time.Time) (measured, wa
 		}
 	}
 	return policy.MeasuredLeadTime(ds), waiting
+}
+
+// keepRecentWaves drops the oldest waves served beyond keepWaves: a long ramp raises a scale-out many
+// times. Waves serve in order, so those come first; a wave not yet served stays, as the oldest of them
+// tells how long capacity has waited.
+func keepRecentWaves(waves []Wave) []Wave {
+	drop := 0
+	for len(waves)-drop > keepWaves && !waves[drop].Served.IsZero() {
+		drop++
+	}
+	return slices.Clone(waves[drop:])
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // noteWavesServed marks the running scale-out's waves whose replicas are ready (each wave's count includes
@@ -384,12 +405,7 @@ func (a *autoscaler) act(ctx workflow.Context, spec config.ModelSpec, d *policy.
 				ch.target, ch.targetNodes = r.Replicas, r.Nodes
 				if rec := a.action(ch.id); rec != nil {
 					rec.ToReplicas, rec.ToNodes, rec.Raised = r.Replicas, r.Nodes, now
-					rec.Waves = append(rec.Waves, Wave{Replicas: r.Replicas, Nodes: asked, Ordered: now})
-					// A long ramp raises a scale-out many times: the record keeps the last waves, enough
-					// for the lead time (an older wave serves no later than a newer one).
-					if len(rec.Waves) > keepWaves {
-						rec.Waves = slices.Clone(rec.Waves[len(rec.Waves)-keepWaves:])
-					}
+					rec.Waves = keepRecentWaves(append(rec.Waves, Wave{Replicas: r.Replicas, Nodes: asked, Ordered: now}))
 				}
 				d.Summary += fmt.Sprintf("; raised the scale-out under way to %d replicas, %d nodes", r.Replicas, r.Nodes)
 			}

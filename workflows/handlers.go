@@ -31,7 +31,8 @@ func (a *autoscaler) registerHandlers(ctx workflow.Context) error {
 		if a.lastObs == nil {
 			return policy.Snapshot{}, errors.New("no observation yet")
 		}
-		return policy.Snapshot{Observation: *a.lastObs, State: a.lastInputState, Overrides: a.policyOverrides()}, nil
+		return policy.Snapshot{Observation: *a.lastObs, State: a.lastInputState, Overrides: a.policyOverrides(),
+			LeadTime: a.lastLead, Waiting: a.lastWaiting}, nil
 	}); err != nil {
 		return err
 	}

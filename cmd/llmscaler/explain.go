@@ -57,7 +57,7 @@ autoscaler's latest snapshot comes from "llmscaler model status NAME --snapshot"
 				}
 			}
 			d := policy.Evaluate(policy.Input{Spec: spec.Spec.Spec, Observation: snap.Observation, Overrides: snap.Overrides,
-				EvaluationInterval: spec.Spec.EvaluationInterval}, &state, now)
+				LeadTime: snap.LeadTime, Waiting: snap.Waiting, EvaluationInterval: spec.Spec.EvaluationInterval}, &state, now)
 			return printValue(cmd.OutOrStdout(), output, d, func(w io.Writer) error { return writeDecision(w, d, spec) })
 		},
 	}
