@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -95,5 +96,20 @@ func TestExplainReadsASnapshotFromBeforeTheTrendFittedBusySlots(t *testing.T) {
 	typo, _ := json.Marshal(top)
 	if _, errOut, code := runCLI(t, string(typo), "explain", "-f", "testdata/model.yaml", "--snapshot", "-"); code != exitUsage || !strings.Contains(errOut, `unknown field "arrivalz"`) {
 		t.Fatalf("a misspelt state field: exit %d: %s", code, errOut)
+	}
+}
+
+func TestExplainUsesTheSnapshotsLeadTime(t *testing.T) {
+	// The LoRAX example sizes on demand over the lead time. A snapshot from an autoscaler that measured 6
+	// minutes explains with 6 minutes, not with the 4-minute prior.
+	snap := `{"time": "2026-11-20T10:00:00Z", "specReplicas": 4,
+		"pods": [{"name": "p0", "phase": "Running", "ready": true, "node": "n0"}, {"name": "p1", "phase": "Running", "ready": true, "node": "n1"}],
+		"metrics": [{"name": "demand", "demand": {"arrivals": 8, "backlog": 0}}],
+		"group": {"name": "gpu", "max": 20, "desired": 4, "gpusPerNode": 1}%s}`
+	for _, c := range []struct{ extra, want string }{{"", "over lead time 4m0s"}, {`, "leadTime": "6m", "waiting": "1m"`, "over lead time 6m0s"}} {
+		out, errOut, code := runCLI(t, fmt.Sprintf(snap, c.extra), "explain", "-f", "../../deploy/examples/lorax/model.yaml", "--snapshot", "-")
+		if code != exitOK || !strings.Contains(out, c.want) {
+			t.Errorf("snapshot with %q: exit %d, %s; want %q in:\n%s", c.extra, code, errOut, c.want, out)
+		}
 	}
 }
