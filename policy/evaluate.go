@@ -307,10 +307,10 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 }
 
 // holdWhileDemandRises keeps the current count while the Demand metric's minute levels over the last
-// risingLookback lead times (at least 12 minutes) rise beyond doubt (95% confidence): on a sustained ramp a proposal below the
-// current count is the noise of a minute, and the capacity given back would be ordered again within a few
-// lead times, a lead time late (on a slow ramp every scale-in was followed by late requests). A ramp too
-// slow to matter is also too slow to be told from noise over that span.
+// risingLookback lead times (at least 12 minutes) rise beyond doubt (95% confidence): on a sustained ramp a
+// proposal below the current count is the noise of a minute, and the capacity given back would be ordered
+// again within a few lead times, a lead time late (on a slow ramp every scale-in was followed by late
+// requests). A ramp too slow to matter is also too slow to be told from noise over that span.
 //
 // A ramp that has ended is let go: when the slope of the span's second half is below the whole span's
 // lower bound beyond doubt (its upper bound lower), the levels have flattened, and the span would
