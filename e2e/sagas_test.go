@@ -61,6 +61,11 @@ func TestScaleOutThenScaleInOnTheRealStack(t *testing.T) {
 	if !strings.Contains(a.Reason, "lorax_queue_length") || !strings.Contains(a.Reason, "1 -> 3") {
 		t.Errorf("the action's recorded reason does not explain it: %q", a.Reason)
 	}
+	// Its capacity order is on the record, with when it served: the lead time the policy measures.
+	if len(a.Waves) == 0 || a.Waves[0].Nodes != 2 || a.Waves[0].Replicas != 3 || a.Waves[0].Served.IsZero() ||
+		!a.Waves[0].Served.After(a.Waves[0].Ordered) || a.Waves[0].Served.After(a.Finished) {
+		t.Errorf("the scale-out's waves do not record its lead time: %+v (finished %s)", a.Waves, a.Finished)
+	}
 
 	e.setLoad(5) // 5 in all: back to one replica (ceil(0.33 x 3) = 2 first, as the HPA would, then 1)
 	e.waitFor("the scale-in to one replica", 90*time.Second, func() bool {

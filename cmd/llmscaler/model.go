@@ -439,13 +439,13 @@ func (m *modelCLI) historyCommand() *cobra.Command {
 			}{decisions, st.Actions}
 			return printValue(cmd.OutOrStdout(), m.output, out, func(w io.Writer) error {
 				tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ACTIONS\nSTARTED\tKIND\tREPLICAS\tNODES\tRESULT\tWORKFLOW")
+				fmt.Fprintln(tw, "ACTIONS\nSTARTED\tKIND\tREPLICAS\tNODES\tSERVED IN\tRESULT\tWORKFLOW")
 				for _, a := range st.Actions {
 					result := a.Result
 					if a.Error != "" {
 						result += ": " + a.Error
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%d -> %d\t%d -> %d\t%s\t%s\n", a.Started.Local().Format(time.DateTime), a.Kind, a.FromReplicas, a.ToReplicas, a.FromNodes, a.ToNodes, result, a.WorkflowID)
+					fmt.Fprintf(tw, "%s\t%s\t%d -> %d\t%d -> %d\t%s\t%s\t%s\n", a.Started.Local().Format(time.DateTime), a.Kind, a.FromReplicas, a.ToReplicas, a.FromNodes, a.ToNodes, servedIn(a.Waves), result, a.WorkflowID)
 				}
 				if !actionsOnly {
 					fmt.Fprintln(tw, "\nDECISIONS\nTIME\tREPLICAS\tACTION\tWHY")
@@ -464,6 +464,40 @@ func (m *modelCLI) historyCommand() *cobra.Command {
 	cmd.Flags().IntVar(&last, "last", 20, "how many decision records to show (the autoscaler keeps 50)")
 	cmd.Flags().BoolVar(&actionsOnly, "actions", false, "show only the scaling actions")
 	return cmd
+}
+
+// servedIn is how long a scale-out's waves took from their order to their replicas ready (the lead times
+// the policy measures): "3m40s", or the shortest and longest of several, "+1 waiting" for those not
+// served yet; "-" for an action with no waves (a scale-in, or a scale-out recorded before waves were).
+func servedIn(waves []workflows.Wave) string {
+	var lo, hi time.Duration
+	served, waiting := 0, 0
+	for _, w := range waves {
+		if w.Served.IsZero() {
+			waiting++
+			continue
+		}
+		d := w.Served.Sub(w.Ordered)
+		if served == 0 || d < lo {
+			lo = d
+		}
+		hi = max(hi, d)
+		served++
+	}
+	var parts []string
+	switch {
+	case served == 1 || (served > 1 && lo == hi):
+		parts = append(parts, lo.Round(time.Second).String())
+	case served > 1:
+		parts = append(parts, lo.Round(time.Second).String()+"-"+hi.Round(time.Second).String())
+	}
+	if waiting > 0 {
+		parts = append(parts, fmt.Sprintf("+%d waiting", waiting))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
 }
 
 // update sends an update to a model's autoscaler and prints the status it returns.
