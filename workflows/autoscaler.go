@@ -302,9 +302,9 @@ func (a *autoscaler) decide(ctx workflow.Context, in policy.Input, now time.Time
 // that asked for nodes, each from its order (a scale-out's start or a raise) to its replicas first seen
 // ready (a wave whose replicas fit on nodes already there serves in a model load's time: on 4-GPU nodes
 // one such wave set a 40 s lead time, the scale-in's headroom and hold shrank to match, and the next
-// spike, which needed nodes, was met short); and how long the
-// running scale-out's oldest wave not yet served has waited (the lead time is at least that). Demand
-// metrics size the backlog and project the trend with it. Zero when none served yet.
+// spike, which needed nodes, was met short); and how long the running scale-out's oldest wave not yet
+// served has waited (the lead time is at least that). Demand metrics size the backlog and project the
+// trend with it. Zero when none served yet.
 //
 // Measured on waves, not on whole scale-outs: on a sustained ramp a scale-out is raised every few
 // evaluations and ends only when the ramp does, so the lead time would stay at its prior for the whole ramp
@@ -314,17 +314,17 @@ func (a *autoscaler) leadTime(ctx workflow.Context, now time.Time) (measured, wa
 	var ds []time.Duration
 	if workflow.GetVersion(ctx, "wave-lead-times", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		for i := len(a.c.Actions) - 1; i >= 0 && len(ds) < 5; i-- {
-			if r := a.c.Actions[i]; r.Kind == policy.ScaleOut && r.Result == "succeeded" && !r.Finished.IsZero() {
-				ds = append(ds, r.Finished.Sub(laterOf(r.Started, r.Raised)))
+			if d, ok := a.c.Actions[i].wholeLeadTime(); ok {
+				ds = append(ds, d)
 			}
 		}
 		return policy.MeasuredLeadTime(ds), 0
 	}
 	for i := len(a.c.Actions) - 1; i >= 0 && len(ds) < 5; i-- {
 		r := a.c.Actions[i]
-		if r.Kind == policy.ScaleOut && r.Waves == nil && r.Result == "succeeded" && !r.Finished.IsZero() {
+		if d, ok := r.wholeLeadTime(); ok && r.Waves == nil {
 			// Recorded before the waves (carried across the upgrade): its whole span, as it was measured.
-			ds = append(ds, r.Finished.Sub(laterOf(r.Started, r.Raised)))
+			ds = append(ds, d)
 			continue
 		}
 		for j := len(r.Waves) - 1; j >= 0 && len(ds) < 5; j-- {
@@ -333,17 +333,36 @@ func (a *autoscaler) leadTime(ctx workflow.Context, now time.Time) (measured, wa
 			}
 		}
 	}
-	if a.child != nil && a.child.kind == policy.ScaleOut {
-		if rec := a.action(a.child.id); rec != nil {
-			for _, w := range rec.Waves {
-				if w.Served.IsZero() {
-					waiting = policy.Duration(now.Sub(w.Ordered))
-					break
-				}
+	if rec := a.runningScaleOut(); rec != nil {
+		for _, w := range rec.Waves {
+			if w.Served.IsZero() {
+				waiting = policy.Duration(now.Sub(w.Ordered))
+				break
 			}
 		}
 	}
 	return policy.MeasuredLeadTime(ds), waiting
+}
+
+// wholeLeadTime is a succeeded scale-out's span from the last capacity it ordered (its start, or its
+// target's last raise) to its end: the lead time before waves were measured.
+func (r ActionRecord) wholeLeadTime() (time.Duration, bool) {
+	if r.Kind != policy.ScaleOut || r.Result != "succeeded" || r.Finished.IsZero() {
+		return 0, false
+	}
+	from := r.Started
+	if r.Raised.After(from) {
+		from = r.Raised
+	}
+	return r.Finished.Sub(from), true
+}
+
+// runningScaleOut is the record of the scale-out under way (nil: none).
+func (a *autoscaler) runningScaleOut() *ActionRecord {
+	if a.child == nil || a.child.kind != policy.ScaleOut {
+		return nil
+	}
+	return a.action(a.child.id)
 }
 
 // keepRecentWaves drops the oldest waves served beyond keepWaves: a long ramp raises a scale-out many
@@ -357,20 +376,10 @@ func keepRecentWaves(waves []Wave) []Wave {
 	return slices.Clone(waves[drop:])
 }
 
-func laterOf(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
-
 // noteWavesServed marks the running scale-out's waves whose replicas are ready (each wave's count includes
 // the ones before it, so they are served in order).
 func (a *autoscaler) noteWavesServed(ready int32, now time.Time) {
-	if a.child == nil || a.child.kind != policy.ScaleOut {
-		return
-	}
-	if rec := a.action(a.child.id); rec != nil {
+	if rec := a.runningScaleOut(); rec != nil {
 		for i := range rec.Waves {
 			if w := &rec.Waves[i]; w.Served.IsZero() && ready >= w.Replicas {
 				w.Served = now
