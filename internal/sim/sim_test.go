@@ -247,7 +247,7 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 func TestOnTheConversationTraceTheStartIsNotTakenForARamp(t *testing.T) {
 	reqs, a := benchTrace(t), DefaultAssumptions()
 	sched := OracleSchedule(reqs, a)
-	ours := RunPolicy(reqs, a, Policy{Name: "ours", Spec: exampleSpec(t), Sagas: true}, slices.Max(sched[:4]))
+	ours := RunPolicy(reqs, a, Policy{Name: "ours", Spec: exampleSpec(t), Sagas: true}, StartingReplicas(sched, a))
 	most := 0
 	for _, p := range ours.Series {
 		most = max(most, p.Ready)
@@ -427,7 +427,7 @@ func TestTheWorkflowItselfMeasuresWhatItsImitationDoes(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			sched := OracleSchedule(c.reqs, a)
-			initial := slices.Max(sched[:4])
+			initial := StartingReplicas(sched, a)
 			imitation := RunPolicy(c.reqs, a, Policy{Name: "ours", Spec: exampleSpec(t), Sagas: true}, initial)
 			wf, err := RunWorkflow(c.reqs, a, "ours-workflow", exampleModel(t), initial)
 			if err != nil {
