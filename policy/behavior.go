@@ -62,8 +62,10 @@ const minTrendPoints = 6
 // slope itself, the best estimate of the ramp: a ramp that is real but under-projected is served late (the
 // last lead time's slope when that is steeper beyond doubt: the ramp is accelerating). Within two lead
 // times of a burst start it projects nothing: a burst is a step, not a ramp, and extrapolating it would
-// order capacity far past its level.
-func (s *State) demandTrend(slots float64, now time.Time, lead, horizon time.Duration) float64 {
+// order capacity far past its level. Nor does it when a level shift explains the readings far better than
+// the line (levelShiftExplains): a step too small to be taken for a burst, read through the arrivals'
+// rate window, is a short ramp in the readings.
+func (s *State) demandTrend(slots float64, now time.Time, lead, horizon, window time.Duration) float64 {
 	s.Demand = keepAfter(s.Demand, now.Add(-2*lead), func(v TimedValue) time.Time { return v.Time })
 	if math.IsNaN(slots) || math.IsInf(slots, 0) {
 		return 0
@@ -79,6 +81,9 @@ func (s *State) demandTrend(slots float64, now time.Time, lead, horizon time.Dur
 	slope, lower := fitSlope(s.Demand)
 	if lower <= 0 {
 		return 0
+	}
+	if levelShiftExplains(s.Demand, window) {
+		return 0 // a step read through the rate's window, not a ramp: its backlog is sized over the lead time
 	}
 	// A ramp that accelerates (a daily cycle's foot) outruns the slope fitted over two lead times, which is
 	// the slope of a lead time ago: the last lead time's own slope, when it is steeper beyond doubt (its
@@ -212,30 +217,13 @@ func since(vs []TimedValue, from time.Time) []TimedValue {
 // interval, the standard error widened by (1+r)/(1-r) for the residuals' lag-1 autocorrelation r (the
 // effective sample size of an AR(1) series); the bound is -Inf when the readings are too few to tell.
 func fitSlope(vs []TimedValue) (slope, lower float64) {
-	if len(vs) < minTrendPoints {
+	l, ok := fitLine(vs)
+	if !ok {
 		return 0, math.Inf(-1)
 	}
-	n := float64(len(vs))
-	t0 := vs[0].Time
-	var mx, my float64
-	for _, v := range vs {
-		mx += v.Time.Sub(t0).Seconds()
-		my += v.Value
-	}
-	mx, my = mx/n, my/n
-	var sxx, sxy float64
-	for _, v := range vs {
-		dx := v.Time.Sub(t0).Seconds() - mx
-		sxx += dx * dx
-		sxy += dx * (v.Value - my)
-	}
-	if sxx == 0 {
-		return 0, math.Inf(-1)
-	}
-	slope = sxy / sxx
 	var sse, lagged, prev float64
 	for i, v := range vs {
-		e := v.Value - (my + slope*(v.Time.Sub(t0).Seconds()-mx))
+		e := v.Value - l.at(v.Time)
 		sse += e * e
 		if i > 0 {
 			lagged += e * prev
@@ -247,7 +235,106 @@ func fitSlope(vs []TimedValue) (slope, lower float64) {
 		r := min(max(lagged/sse, 0), maxAutocorrelation)
 		widen = (1 + r) / (1 - r)
 	}
-	return slope, slope - 2*math.Sqrt(widen*sse/(n-2)/sxx)
+	return l.slope, l.slope - 2*math.Sqrt(widen*sse/float64(len(vs)-2)/l.sxx)
+}
+
+// line is a least-squares line through readings: value = mean + slope x (seconds - meanSeconds), seconds
+// counted from the first reading.
+type line struct {
+	first                  time.Time
+	meanSeconds, mean, sxx float64
+	slope                  float64
+}
+
+// fitLine fits a line to at least minTrendPoints readings that are not all at one time.
+func fitLine(vs []TimedValue) (line, bool) {
+	if len(vs) < minTrendPoints {
+		return line{}, false
+	}
+	n := float64(len(vs))
+	l := line{first: vs[0].Time}
+	for _, v := range vs {
+		l.meanSeconds += v.Time.Sub(l.first).Seconds()
+		l.mean += v.Value
+	}
+	l.meanSeconds, l.mean = l.meanSeconds/n, l.mean/n
+	var sxy float64
+	for _, v := range vs {
+		dx := v.Time.Sub(l.first).Seconds() - l.meanSeconds
+		l.sxx += dx * dx
+		sxy += dx * (v.Value - l.mean)
+	}
+	if l.sxx == 0 {
+		return line{}, false
+	}
+	l.slope = sxy / l.sxx
+	return l, true
+}
+
+func (l line) at(t time.Time) float64 {
+	return l.mean + l.slope*(t.Sub(l.first).Seconds()-l.meanSeconds)
+}
+
+// levelShiftFit is how much of a line's squared error a level shift must leave, at most, to be taken for
+// a step rather than a ramp. A rate over a window reads a step as a ramp of the window's length, and a
+// line fitted over two lead times through it is steep beyond doubt: on a square wave of 10 and 20 req/s
+// (7.5-minute halves) each rise was projected as a ramp for three minutes after the step, ordering 15
+// replicas where 11 serve 20 req/s and holding them into the low half (24.3 node-hours, 85.1% met; 20.7
+// and the same attainment when steps were not projected). On a noisy ramp both fits leave the noise, and
+// the shift's error is not far below the line's; at a half, the slow ramp's noise was now and then taken
+// for steps and its rise met late (98.7-98.8% met, against 99.1%).
+const levelShiftFit = 0.3
+
+// levelShiftExplains reports whether a shift from one level to another, read through a rate over window
+// (the readings move from the first level to the second over the window after the shift), explains the
+// readings with at most levelShiftFit of the squared error the least-squares line leaves. Every reading
+// time but the first and last is tried as the shift's start.
+func levelShiftExplains(vs []TimedValue, window time.Duration) bool {
+	l, ok := fitLine(vs)
+	if !ok || window <= 0 {
+		return false
+	}
+	lineSSE := squaredError(vs, l.at)
+	for _, start := range vs[1 : len(vs)-1] {
+		// The share of the way from the first level to the second at t: 0 before the shift, 1 once the
+		// window has passed it.
+		shifted := func(t time.Time) float64 {
+			return min(max(t.Sub(start.Time).Seconds()/window.Seconds(), 0), 1)
+		}
+		// Least squares for value = before x (1 - u) + after x u: the 2x2 normal equations.
+		var s11, s12, s22, s1y, s2y float64
+		for _, v := range vs {
+			u := shifted(v.Time)
+			s11 += (1 - u) * (1 - u)
+			s12 += (1 - u) * u
+			s22 += u * u
+			s1y += (1 - u) * v.Value
+			s2y += u * v.Value
+		}
+		det := s11*s22 - s12*s12
+		if det == 0 {
+			continue
+		}
+		before, after := (s1y*s22-s2y*s12)/det, (s2y*s11-s1y*s12)/det
+		shiftSSE := squaredError(vs, func(t time.Time) float64 {
+			u := shifted(t)
+			return before*(1-u) + after*u
+		})
+		if shiftSSE < levelShiftFit*lineSSE {
+			return true
+		}
+	}
+	return false
+}
+
+// squaredError is the sum of the squared differences between the readings and a fit.
+func squaredError(vs []TimedValue, fit func(time.Time) float64) float64 {
+	var sse float64
+	for _, v := range vs {
+		e := v.Value - fit(v.Time)
+		sse += e * e
+	}
+	return sse
 }
 
 // maxAutocorrelation caps the estimated autocorrelation: near 1 the widening would grow without bound on a

@@ -204,7 +204,7 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	in.leadTime = lead
 	if src, r := demandReading(spec, obs); r != nil {
 		if service, ok := demandServiceTime(src, r); ok {
-			in.demandRise = st.demandTrend(r.Arrivals*service, now, lead, projectionHorizon(src, lead, interval))
+			in.demandRise = st.demandTrend(r.Arrivals*service, now, lead, projectionHorizon(src, lead, interval), src.rateWindow())
 		}
 	}
 	// seen is the proposal for the demand as read (no projected rise); forecastable for the arrivals alone
@@ -538,11 +538,15 @@ func leadTime(spec Spec, measured, waiting Duration) time.Duration {
 // serves (the lead time), from when the rate reading describes (half its window ago), until what the next
 // evaluation orders can serve (one interval on).
 func projectionHorizon(d *DemandSource, lead, interval time.Duration) time.Duration {
-	window := d.RateWindow.D()
-	if window <= 0 {
-		window = DefaultRateWindow
+	return lead + d.rateWindow()/2 + interval
+}
+
+// rateWindow is the arrivals' rate window, or the default.
+func (d *DemandSource) rateWindow() time.Duration {
+	if w := d.RateWindow.D(); w > 0 {
+		return w
 	}
-	return lead + window/2 + interval
+	return DefaultRateWindow
 }
 
 // holdForDemand lengthens the scale-down stabilization window to a Demand metric's hold (default twice the

@@ -386,6 +386,27 @@ func TestDemandOrdersForTheDemandAtTheEndOfTheLeadTimeOnARamp(t *testing.T) {
 	}
 }
 
+func TestAStepIsNotProjectedAsARamp(t *testing.T) {
+	// 10 req/s for eight minutes, then 14 (too small a step to be taken for a burst), read through a
+	// 1-minute rate: the readings climb over the minute after the step, and a line over the last two lead
+	// times through them is steep beyond doubt. A level shift explains them: no rise is projected, and the
+	// order is for the new level, 14 x 7 / 12.8 = 7.66 -> 8.
+	var st State
+	current := int32(6)
+	step := 8 * time.Minute
+	for at := time.Duration(0); at <= step+3*time.Minute; at += 15 * time.Second {
+		rate := 10 + 4*min(max((at-step).Minutes(), 0), 1) + 0.3*float64(int(at/(15*time.Second))%3-1)
+		d := Evaluate(Input{Spec: demandSpec(3 * time.Minute), Observation: demandObs(current, rate, 0)}, &st, t0.Add(at))
+		if strings.Contains(d.Metrics[0].Note, "rising") || d.Proposal > 8 {
+			t.Fatalf("at %s a step was projected as a ramp: proposal %d\n%s", at, d.Proposal, d.Metrics[0].Note)
+		}
+		current = d.DesiredReplicas
+	}
+	if current != 8 {
+		t.Fatalf("after the step: %d replicas, want 8", current)
+	}
+}
+
 // bursts evaluates a Demand spec every 15 s for the given time, the arrival rate from rate(t).
 func bursts(st *State, spec Spec, from, to time.Duration, rate func(time.Duration) float64, current *int32) Decision {
 	return run(st, spec, from, to, current, func(at time.Duration, current int32) Observation { return demandObs(current, rate(at), 0) })
