@@ -9,7 +9,8 @@ import (
 
 // State is what the HPA keeps in memory between evaluations, plus what our extensions need. The workflow
 // keeps it and carries it across continue-as-new; it stays small because old entries are trimmed (the
-// longest kept are the recommendations of one burst cycle, at most an hour of them, while bursts recur).
+// longest kept are the recommendations of one burst cycle, at most an hour of them, one a minute, while
+// bursts recur or after a burst).
 type State struct {
 	// Recommendations are the unstabilized recommendations of recent evaluations.
 	Recommendations []TimedRecommendation `json:"recommendations,omitempty"`
@@ -451,8 +452,15 @@ func (s *State) RecordScale(from, to int32, now time.Time) {
 func (s *State) trim(spec Spec, now time.Time, cycle time.Duration) {
 	b := spec.Behavior
 	window := time.Duration(max(*b.ScaleUp.StabilizationWindowSeconds, *b.ScaleDown.StabilizationWindowSeconds)) * time.Second
-	// A burst cycle's forecast reads the recommendations of one cycle ago.
-	s.Recommendations = keepAfter(s.Recommendations, now.Add(-max(window, cycle)), func(r TimedRecommendation) time.Time { return r.Time })
+	// A burst cycle's forecast reads the recommendations of one cycle ago; after a burst, those from its
+	// start on are kept for a cycle's longest, so the forecast can speak at the next burst, the one that
+	// makes the cycle known (when they went, the second burst found no forecast, and the holds it replaces
+	// were off: the second burst of 4 -> 28 req/s every 20 minutes was scaled in as it rose).
+	keep := max(window, cycle)
+	if n := len(s.BurstStarts); n > 0 && now.Sub(s.BurstStarts[n-1]) < maxBurstCycle {
+		keep = max(keep, now.Sub(s.BurstStarts[n-1]))
+	}
+	s.Recommendations = keepAfter(s.Recommendations, now.Add(-keep), func(r TimedRecommendation) time.Time { return r.Time })
 	s.Recommendations = compactBefore(s.Recommendations, now.Add(-window))
 	s.ScaleUpEvents = keepAfter(s.ScaleUpEvents, now.Add(-longestPeriod(b.ScaleUp)), func(e ScaleEvent) time.Time { return e.Time })
 	s.ScaleDownEvents = keepAfter(s.ScaleDownEvents, now.Add(-longestPeriod(b.ScaleDown)), func(e ScaleEvent) time.Time { return e.Time })

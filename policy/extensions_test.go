@@ -456,6 +456,25 @@ func TestDemandNeitherExtrapolatesABurstNorMissesTheNextOfRecurringBursts(t *tes
 	}
 }
 
+func TestTheBurstThatMakesTheCycleKnownFindsItsForecast(t *testing.T) {
+	// The second burst (at 30 minutes) makes the cycle known, and from then on the scale-in's holds give way
+	// to the cycle's forecast: it must be there at once. The first burst's recommendations are kept after it
+	// (they went with the stabilization window, the forecast was empty at the second burst, and a scale-in
+	// came as it rose).
+	spec := demandSpec(3 * time.Minute)
+	var st State
+	current := int32(2)
+	bursts(&st, spec, 0, 30*time.Minute+30*time.Second, burstsEvery20Minutes, &current)
+	now := t0.Add(30*time.Minute + 30*time.Second)
+	cycle := st.burstCycle(now)
+	if cycle != 20*time.Minute {
+		t.Fatalf("cycle %s after the second burst's start, burst starts %v", cycle, st.BurstStarts)
+	}
+	if want := st.cycleForecast(now, cycle, cycleAhead(3*time.Minute)); want != 11 {
+		t.Fatalf("the forecast at the second burst: %d, want the first burst's 11", want)
+	}
+}
+
 func TestMeasuredLeadTimeIsTheMedianOfRecentScaleOuts(t *testing.T) {
 	if d := MeasuredLeadTime(nil); d != 0 {
 		t.Fatalf("no scale-out: %s", d)
