@@ -849,6 +849,16 @@ func TestAScaleInKeepsRoomForTheRisesOfTheLastHour(t *testing.T) {
 	if d = run(&st, spec, 50*time.Minute, 101*time.Minute, &current, jumpy); d.DesiredReplicas != 5 || hasLimit(d, LimitRiseHeadroom) {
 		t.Fatalf("an hour later: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
+
+	// With a queueing SLO (1 s for 99% of requests, each replica a queue) the room kept is what the SLO needs
+	// for those 98 slots (14 req/s): 11 replicas, as the proposal was during the jumps; at their full slots,
+	// 7 would queue the next jump. At 8 req/s the SLO's proposal is 7.
+	spec.Metrics[0].Demand.SLO = &QueueSLO{QueueDelay: Duration(time.Second)}
+	st, current = State{}, 11
+	d = run(&st, spec, 0, 50*time.Minute, &current, jumpy)
+	if d.Proposal != 7 || d.DesiredReplicas != 11 || !strings.Contains(d.Summary, "need 11 replicas to keep the modelled queueing delay within 1s for 99% of requests") {
+		t.Fatalf("after the jumps, with an SLO: proposal %d, %d replicas\n%s", d.Proposal, d.DesiredReplicas, d.Summary)
+	}
 }
 
 func TestTheRiseSeenIsTheLastHoursRiseOverALeadTimeAtItsQuantile(t *testing.T) {

@@ -487,22 +487,14 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 	p.Note = fmt.Sprintf("%s req/s x %ss%s + backlog %s over lead time %s = %s busy slots, %s per replica",
 		formatNumber(r.Arrivals), formatNumber(service), rising, formatNumber(backlog), time.Duration(lead*float64(time.Second)).Round(time.Second),
 		formatNumber(slots), formatNumber(per))
-	if slo := d.SLO; slo != nil && slo.QueueDelay > 0 {
-		attain := slo.Attainment
-		if attain <= 0 || attain >= 1 {
-			attain = 0.99
+	if n, ok := d.sloReplicas(arrivals+backlog/lead, service); ok && float64(n) > want {
+		want = float64(n)
+		model := "each replica a queue"
+		if d.SLO.LoadBalancing == LeastRequestBalancing {
+			model = "least-request balancing pools the replicas"
 		}
-		rate := arrivals + backlog/lead
-		pooled := slo.LoadBalancing == LeastRequestBalancing
-		n := replicasForSLO(rate, service, int(d.Concurrency), slo.QueueDelay.D().Seconds(), 1-attain, pooled)
-		if float64(n) > want {
-			want = float64(n)
-			model := "each replica a queue"
-			if pooled {
-				model = "least-request balancing pools the replicas"
-			}
-			p.Note += fmt.Sprintf("; %d replicas keep the modelled queueing delay within %s for %s%% of requests (%s)", n, slo.QueueDelay, formatNumber(100*attain), model)
-		}
+		p.Note += fmt.Sprintf("; %d replicas keep the modelled queueing delay within %s for %s%% of requests (%s)",
+			n, d.SLO.QueueDelay, formatNumber(100*d.SLO.attainment()), model)
 	}
 	// No tolerance band: the demand model sizes its own headroom (target utilization, SLO) and the hold
 	// keeps it from flapping; a 10% band on top would keep up to a tenth of the replicas idle on the way
@@ -527,6 +519,25 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 		demandReplicas(alone, d, &noBacklog, &q)
 		p.Arrivals = &q.Replicas
 	}
+}
+
+// sloReplicas is the fewest replicas whose modelled queueing delay meets the SLO at this arrival rate
+// and service time; false when the source has no SLO.
+func (d *DemandSource) sloReplicas(arrivals, service float64) (int32, bool) {
+	slo := d.SLO
+	if slo == nil || slo.QueueDelay <= 0 {
+		return 0, false
+	}
+	return replicasForSLO(arrivals, service, int(d.Concurrency), slo.QueueDelay.D().Seconds(), 1-slo.attainment(),
+		slo.LoadBalancing == LeastRequestBalancing), true
+}
+
+// attainment is the share of requests to serve within the delay (default 0.99).
+func (s *QueueSLO) attainment() float64 {
+	if s.Attainment <= 0 || s.Attainment >= 1 {
+		return 0.99
+	}
+	return s.Attainment
 }
 
 // demandServiceTime is the time a request holds a batch slot: the reading, else the spec's constant; false

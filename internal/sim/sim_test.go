@@ -224,16 +224,18 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 		// Added with the scale-in's headroom for rises: a swing of 5 req/s every 3.7 minutes (about a lead
 		// time) on one of 3 req/s every 17, and a square wave whose first high half no reactive policy serves.
 		// The square wave cost 18% more than static (24.3 node-hours) while each step was projected as a
-		// ramp; within 1% since a step is not (levelShiftExplains).
+		// ramp; within 1% since a step is not (levelShiftExplains). It met 85% while the scale-in's room for
+		// rises counted replicas at their full slots (10 kept where 20 req/s needs 11 within the SLO), 91%
+		// sized for the SLO; the swing 99.3%, then 99.6%.
 		{"a swing within the lead time (15 +- 5 req/s every 3.7 min, +- 3 every 17)", 90 * time.Minute, func(t time.Duration) float64 {
 			return 15 + 5*math.Sin(t.Minutes()*1.7) + 3*math.Sin(t.Minutes()*0.37)
-		}, 0.96, 1.05},
+		}, 0.99, 1.05},
 		{"a square wave (10 and 20 req/s, 7.5 min each)", 2 * time.Hour, func(t time.Duration) float64 {
 			if t%(15*time.Minute) < 7*time.Minute+30*time.Second {
 				return 10
 			}
 			return 20
-		}, 0.84, 1.05},
+		}, 0.90, 1.05},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rep := compareOn(t, synthetic(c.d, 11, c.rate))
