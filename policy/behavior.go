@@ -66,25 +66,27 @@ const minTrendPoints = 6
 // order capacity far past its level. Nor does it when a level shift explains the readings far better than
 // the line (levelShiftExplains): a step too small to be taken for a burst, read through the arrivals'
 // rate window, is a short ramp in the readings.
-func (s *State) demandTrend(slots float64, now time.Time, lead, horizon, window time.Duration) float64 {
+func (s *State) demandTrend(slots float64, now time.Time, lead, horizon, window time.Duration) (rise float64, unprojected string) {
 	s.Demand = keepAfter(s.Demand, now.Add(-2*lead), func(v TimedValue) time.Time { return v.Time })
 	if math.IsNaN(slots) || math.IsInf(slots, 0) {
-		return 0
+		return 0, ""
 	}
 	s.Demand = append(s.Demand, TimedValue{Value: slots, Time: now})
 	s.noteDemandMinute(slots, now)
-	if n := len(s.BurstStarts); n > 0 && now.Sub(s.BurstStarts[n-1]) < 2*lead {
-		return 0 // a burst is a step, not a ramp: its backlog is sized over the lead time instead
-	}
 	if now.Sub(s.Demand[0].Time) < lead || s.Started.IsZero() || now.Sub(s.Started) < 2*lead {
-		return 0
+		return 0, ""
 	}
 	slope, lower := fitSlope(s.Demand)
 	if lower <= 0 {
-		return 0
+		return 0, ""
+	}
+	// The readings rise beyond doubt, and a step is not projected: its backlog is sized over the lead time
+	// instead. The record says so, as an operator reading a rise with nothing projected asks why.
+	if n := len(s.BurstStarts); n > 0 && now.Sub(s.BurstStarts[n-1]) < 2*lead {
+		return 0, fmt.Sprintf("no rise projected: a burst began %s ago, a step, not a ramp", now.Sub(s.BurstStarts[n-1]).Round(time.Second))
 	}
 	if levelShiftExplains(s.Demand, window) {
-		return 0 // a step read through the rate's window, not a ramp: its backlog is sized over the lead time
+		return 0, "no rise projected: a step read through the arrivals' rate window explains the readings, not a ramp"
 	}
 	// A ramp that accelerates (a daily cycle's foot) outruns the slope fitted over two lead times, which is
 	// the slope of a lead time ago: the last lead time's own slope, when it is steeper beyond doubt (its
@@ -94,7 +96,7 @@ func (s *State) demandTrend(slots float64, now time.Time, lead, horizon, window 
 	if recent, recentLower := fitSlope(since(s.Demand, now.Add(-lead))); recentLower > slope {
 		slope = recent
 	}
-	return slope * horizon.Seconds()
+	return slope * horizon.Seconds(), ""
 }
 
 // riseMemory is how long the rises of demand are remembered for the scale-in's headroom: as long as bursts

@@ -204,7 +204,7 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	in.leadTime = lead
 	if src, r := demandReading(spec, obs); r != nil {
 		if service, ok := demandServiceTime(src, r); ok {
-			in.demandRise = st.demandTrend(r.Arrivals*service, now, lead, projectionHorizon(src, lead, interval), src.rateWindow())
+			in.demandRise, in.unprojected = st.demandTrend(r.Arrivals*service, now, lead, projectionHorizon(src, lead, interval), src.rateWindow())
 		}
 	}
 	// seen is the proposal for the demand as read (no projected rise); forecastable for the arrivals alone

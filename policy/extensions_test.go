@@ -394,16 +394,19 @@ func TestAStepIsNotProjectedAsARamp(t *testing.T) {
 	var st State
 	current := int32(6)
 	step := 8 * time.Minute
+	explained := false
 	for at := time.Duration(0); at <= step+3*time.Minute; at += 15 * time.Second {
 		rate := 10 + 4*min(max((at-step).Minutes(), 0), 1) + 0.3*float64(int(at/(15*time.Second))%3-1)
 		d := Evaluate(Input{Spec: demandSpec(3 * time.Minute), Observation: demandObs(current, rate, 0)}, &st, t0.Add(at))
 		if strings.Contains(d.Metrics[0].Note, "rising") || d.Proposal > 8 {
 			t.Fatalf("at %s a step was projected as a ramp: proposal %d\n%s", at, d.Proposal, d.Metrics[0].Note)
 		}
+		// The record says why the rise the readings show was not projected.
+		explained = explained || strings.Contains(d.Metrics[0].Note, "(no rise projected: a step read through the arrivals' rate window")
 		current = d.DesiredReplicas
 	}
-	if current != 8 {
-		t.Fatalf("after the step: %d replicas, want 8", current)
+	if current != 8 || !explained {
+		t.Fatalf("after the step: %d replicas, want 8; the record said why nothing was projected: %v", current, explained)
 	}
 }
 
@@ -431,10 +434,14 @@ func TestDemandNeitherExtrapolatesABurstNorMissesTheNextOfRecurringBursts(t *tes
 	if strings.Contains(d.Metrics[0].Note, "rising") || d.Proposal != 11 {
 		t.Fatalf("a minute into the first burst: proposal %d\n%s", d.Proposal, d.Metrics[0].Note)
 	}
+	// Once the readings rise beyond doubt, the record says why nothing is projected.
+	if d = bursts(&st, spec, 11*time.Minute, 12*time.Minute, rate, &current); !strings.Contains(d.Metrics[0].Note, "(no rise projected: a burst began 1m45s ago") {
+		t.Fatalf("two minutes into the first burst:\n%s", d.Metrics[0].Note)
+	}
 	// After the first burst the hold (twice the lead time) ends, but a scale-in keeps room for the rise
 	// seen: 14 busy slots now and the burst's rise of 126 over a lead time, at 16 a replica, keep 9 (the
 	// next burst of a cycle then finds them).
-	if d = bursts(&st, spec, 11*time.Minute, 26*time.Minute, rate, &current); d.DesiredReplicas != 9 || !hasLimit(d, LimitRiseHeadroom) {
+	if d = bursts(&st, spec, 12*time.Minute, 26*time.Minute, rate, &current); d.DesiredReplicas != 9 || !hasLimit(d, LimitRiseHeadroom) {
 		t.Fatalf("12 minutes after the first burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
 	// The second burst makes a cycle of 20 minutes. Between bursts capacity goes once the spec's own window

@@ -168,8 +168,10 @@ type calcInput struct {
 	readinessDelay time.Duration
 	// leadTime is the time from ordering capacity to it serving (Demand metrics).
 	leadTime time.Duration
-	// demandRise is the rise in busy slots expected over the lead time (Demand metrics; see demandTrend).
-	demandRise float64
+	// demandRise is the rise in busy slots expected over the lead time (Demand metrics; see demandTrend);
+	// unprojected says why a rise the readings show was not projected.
+	demandRise  float64
+	unprojected string
 }
 
 // plainMetricReplicas is calcPlainMetricReplicas: the average of per-pod values against a per-pod target.
@@ -483,6 +485,8 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 	rising := ""
 	if in.demandRise > 0 {
 		rising = fmt.Sprintf(" (rising: +%s busy slots by the time new capacity serves)", formatNumber(in.demandRise))
+	} else if in.unprojected != "" {
+		rising = " (" + in.unprojected + ")"
 	}
 	p.Note = fmt.Sprintf("%s req/s x %ss%s + backlog %s over lead time %s = %s busy slots, %s per replica",
 		formatNumber(r.Arrivals), formatNumber(service), rising, formatNumber(backlog), time.Duration(lead*float64(time.Second)).Round(time.Second),
