@@ -177,6 +177,54 @@ func createCluster(ctx context.Context, s *Stack, root string, bins map[string]s
 	return nil
 }
 
+// waitMetricsAPI waits until metrics-server serves the metrics API (the aggregated API answers once it is
+// up). kwokctl starts the cluster's components together, and metrics-server exits at once when the
+// kube-apiserver does not answer yet ("unable to load configmap based request-header-client-ca-file ...
+// connection refused"; on a busy machine the apiserver can be late). Nothing restarts it, and the stack
+// then serves no pod metrics: seen in CI, where a pod's CPU never showed in three minutes. When the API is
+// not served within metricsAPIPatience, the cluster's components are restarted once (kwokctl stop and start
+// cluster; etcd keeps the state), the apiserver answering by then.
+func waitMetricsAPI(ctx context.Context, s *Stack, root string, bins map[string]string, opts Options, logf func(string, ...any)) error {
+	served := func(within time.Duration) error {
+		ctx, cancel := context.WithTimeout(ctx, within)
+		defer cancel()
+		for {
+			out, err := exec.CommandContext(ctx, bins["kubectl"], "--kubeconfig", s.Kube.Kubeconfig,
+				"get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes").CombinedOutput()
+			if err == nil {
+				return nil
+			}
+			last := strings.TrimSpace(string(out))
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("the metrics API is not served after %s: %s", within, last)
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	err := served(metricsAPIPatience)
+	if err == nil {
+		return nil
+	}
+	logf("%v; restarting the cluster's components (metrics-server may have started before the kube-apiserver answered)", err)
+	for _, verb := range []string{"stop", "start"} {
+		cmd := exec.CommandContext(ctx, bins["kwokctl"], verb, "cluster", "--name", opts.Name)
+		cmd.Env = append(os.Environ(), kwokEnv(s, root)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("kwokctl %s cluster: %v:\n%s", verb, err, tail(string(out), 20))
+		}
+	}
+	if err := served(2 * time.Minute); err != nil {
+		return fmt.Errorf("%v, after a restart of the cluster's components; see %s", err,
+			filepath.Join(s.Dir, "kwok", "clusters", opts.Name, "logs", "metrics-server.log"))
+	}
+	return nil
+}
+
+// metricsAPIPatience is how long a new stack waits for the metrics API before restarting the cluster's
+// components (metrics-server serves it within seconds when it started).
+var metricsAPIPatience = time.Minute
+
 // kwokEnv puts bin/ first on PATH (kwokctl runs `kubectl kustomize`) and keeps kwok's state in the stack.
 func kwokEnv(s *Stack, root string) []string {
 	return []string{

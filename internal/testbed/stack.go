@@ -168,6 +168,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := waitPrometheus(ctx); err != nil {
 		return nil, err
 	}
+	if err := waitMetricsAPI(ctx, s, root, bins, opts, logf); err != nil {
+		return nil, err
+	}
 	if err := s.save(); err != nil {
 		return nil, err
 	}
