@@ -170,7 +170,8 @@ func createCluster(ctx context.Context, s *Stack, root string, bins map[string]s
 	if err != nil {
 		return fmt.Errorf("kwokctl create cluster: %v; see %s:\n%s", err, logFile, tail(string(out), 20))
 	}
-	s.Kube = Kube{Cluster: opts.Name, Kubeconfig: filepath.Join(s.Dir, "kwok", "clusters", opts.Name, "kubeconfig.yaml")}
+	s.Kube = Kube{Cluster: opts.Name}
+	s.Kube.Kubeconfig = filepath.Join(s.kwokClusterDir(), "kubeconfig.yaml")
 	if _, err := os.Stat(s.Kube.Kubeconfig); err != nil {
 		return fmt.Errorf("kwokctl made no kubeconfig at %s: %w", s.Kube.Kubeconfig, err)
 	}
@@ -184,7 +185,7 @@ func createCluster(ctx context.Context, s *Stack, root string, bins map[string]s
 // then serves no pod metrics: seen in CI, where a pod's CPU never showed in three minutes. When the API is
 // not served within metricsAPIPatience, the cluster's components are restarted once (kwokctl stop and start
 // cluster; etcd keeps the state), the apiserver answering by then.
-func waitMetricsAPI(ctx context.Context, s *Stack, root string, bins map[string]string, opts Options, logf func(string, ...any)) error {
+func waitMetricsAPI(ctx context.Context, s *Stack, root string, bins map[string]string, logf func(string, ...any)) error {
 	served := func(within time.Duration) error {
 		ctx, cancel := context.WithTimeout(ctx, within)
 		defer cancel()
@@ -208,7 +209,7 @@ func waitMetricsAPI(ctx context.Context, s *Stack, root string, bins map[string]
 	}
 	logf("%v; restarting the cluster's components (metrics-server may have started before the kube-apiserver answered)", err)
 	for _, verb := range []string{"stop", "start"} {
-		cmd := exec.CommandContext(ctx, bins["kwokctl"], verb, "cluster", "--name", opts.Name)
+		cmd := exec.CommandContext(ctx, bins["kwokctl"], verb, "cluster", "--name", s.Kube.Cluster)
 		cmd.Env = append(os.Environ(), kwokEnv(s, root)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("kwokctl %s cluster: %v:\n%s", verb, err, tail(string(out), 20))
@@ -216,7 +217,7 @@ func waitMetricsAPI(ctx context.Context, s *Stack, root string, bins map[string]
 	}
 	if err := served(2 * time.Minute); err != nil {
 		return fmt.Errorf("%v, after a restart of the cluster's components; see %s", err,
-			filepath.Join(s.Dir, "kwok", "clusters", opts.Name, "logs", "metrics-server.log"))
+			filepath.Join(s.kwokClusterDir(), "logs", "metrics-server.log"))
 	}
 	return nil
 }
@@ -224,6 +225,11 @@ func waitMetricsAPI(ctx context.Context, s *Stack, root string, bins map[string]
 // metricsAPIPatience is how long a new stack waits for the metrics API before restarting the cluster's
 // components (metrics-server serves it within seconds when it started).
 var metricsAPIPatience = time.Minute
+
+// kwokClusterDir is kwokctl's folder of the stack's cluster (its kubeconfig, pids and logs).
+func (s *Stack) kwokClusterDir() string {
+	return filepath.Join(s.Dir, "kwok", "clusters", s.Kube.Cluster)
+}
 
 // kwokEnv puts bin/ first on PATH (kwokctl runs `kubectl kustomize`) and keeps kwok's state in the stack.
 func kwokEnv(s *Stack, root string) []string {

@@ -20,14 +20,13 @@ func TestAMetricsServerThatExitedIsStartedAgain(t *testing.T) {
 	metricsAPIPatience = 5 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	opts := Options{Name: "metrics-restart", Dir: t.TempDir()}
-	s, err := Start(ctx, opts)
+	s, err := Start(ctx, Options{Name: "metrics-restart", Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = s.Stop() }()
 
-	pidFile := filepath.Join(s.Dir, "kwok", "clusters", opts.Name, "pids", "metrics-server.pid")
+	pidFile := filepath.Join(s.kwokClusterDir(), "pids", "metrics-server.pid")
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatalf("kwokctl's pid file of metrics-server: %v", err)
@@ -47,7 +46,7 @@ func TestAMetricsServerThatExitedIsStartedAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitMetricsAPI(ctx, s, root, bins, opts, t.Logf); err != nil {
+	if err := waitMetricsAPI(ctx, s, root, bins, t.Logf); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.CommandContext(ctx, bins["kubectl"], "--kubeconfig", s.Kube.Kubeconfig, "get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes").CombinedOutput()

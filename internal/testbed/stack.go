@@ -168,7 +168,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := waitPrometheus(ctx); err != nil {
 		return nil, err
 	}
-	if err := waitMetricsAPI(ctx, s, root, bins, opts, logf); err != nil {
+	if err := waitMetricsAPI(ctx, s, root, bins, logf); err != nil {
 		return nil, err
 	}
 	if err := s.save(); err != nil {
