@@ -65,7 +65,9 @@ const minTrendPoints = 6
 // times of a burst start it projects nothing: a burst is a step, not a ramp, and extrapolating it would
 // order capacity far past its level. Nor does it when a level shift explains the readings far better than
 // the line (levelShiftExplains): a step too small to be taken for a burst, read through the arrivals'
-// rate window, is a short ramp in the readings.
+// rate window, is a short ramp in the readings. When the load repeats (a season), the rise seen at the
+// same point one period ago is forecast in the trend's place, or on a short cycle caps the projection
+// (see season).
 func (s *State) demandTrend(slots float64, now time.Time, lead, horizon, window time.Duration) (rise float64, unprojected string) {
 	s.Demand = keepAfter(s.Demand, now.Add(-2*lead), func(v TimedValue) time.Time { return v.Time })
 	if math.IsNaN(slots) || math.IsInf(slots, 0) {
@@ -73,6 +75,10 @@ func (s *State) demandTrend(slots float64, now time.Time, lead, horizon, window 
 	}
 	s.Demand = append(s.Demand, TimedValue{Value: slots, Time: now})
 	s.noteDemandMinute(slots, now)
+	se, repeats := s.findSeason(lead)
+	if repeats && se.forecasts(lead) {
+		return se.forecast(s.DemandMinutes, horizon)
+	}
 	if now.Sub(s.Demand[0].Time) < lead || s.Started.IsZero() || now.Sub(s.Started) < 2*lead {
 		return 0, ""
 	}
@@ -95,6 +101,9 @@ func (s *State) demandTrend(slots float64, now time.Time, lead, horizon, window 
 	// order capacity the next reading gives back.
 	if recent, recentLower := fitSlope(since(s.Demand, now.Add(-lead))); recentLower > slope {
 		slope = recent
+	}
+	if repeats {
+		return se.cap(s.DemandMinutes, slope*horizon.Seconds(), horizon)
 	}
 	return slope * horizon.Seconds(), ""
 }

@@ -169,7 +169,7 @@ type calcInput struct {
 	// leadTime is the time from ordering capacity to it serving (Demand metrics).
 	leadTime time.Duration
 	// demandRise is the rise in busy slots expected over the lead time (Demand metrics; see demandTrend);
-	// unprojected says why a rise the readings show was not projected.
+	// unprojected says why a rise the readings show was not projected, or was projected lower.
 	demandRise  float64
 	unprojected string
 }
@@ -483,7 +483,9 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 	want := slots / per
 	p.Current = slots
 	rising := ""
-	if in.demandRise > 0 {
+	if in.demandRise > 0 && in.unprojected != "" {
+		rising = fmt.Sprintf(" (rising: +%s busy slots by the time new capacity serves; %s)", formatNumber(in.demandRise), in.unprojected)
+	} else if in.demandRise > 0 {
 		rising = fmt.Sprintf(" (rising: +%s busy slots by the time new capacity serves)", formatNumber(in.demandRise))
 	} else if in.unprojected != "" {
 		rising = " (" + in.unprojected + ")"

@@ -239,15 +239,17 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 		// Added from a later sweep of new shapes, unseen until then, with floors where they came out: the
 		// weak spots the README names. The sawtooth's first ramp and the sine's rises are met late (no ramp
 		// is projected in the first two lead times, and a ramp from a trough is fitted with the flat part
-		// before it), and the sawtooth's projected capacity serves after each drop, held for two lead
-		// times (26% more node-hours than static); a step up after a quiet spell is met a lead time late and
-		// its queues, on the replicas serving then, drain for minutes more, as for any reactive policy.
+		// before it); a step up after a quiet spell is met a lead time late and its queues, on the replicas
+		// serving then, drain for minutes more, as for any reactive policy. The sawtooth's projected capacity
+		// served after each drop, held for two lead times (26% more node-hours than static); 16% once the
+		// season it repeats vetoes a projection one period ago contradicts. The sine met 89.5-91% until its
+		// season forecast its rises (policy/season.go), 93% for 3.5% fewer node-hours.
 		{"a sawtooth (5 to 25 req/s over 10 min, then back)", 2 * time.Hour, func(t time.Duration) float64 {
 			return 5 + 20*math.Mod(t.Minutes(), 10)/10
-		}, 0.945, 1.3},
+		}, 0.945, 1.2},
 		{"a sine (10 +- 8 req/s, 30 min period)", 2 * time.Hour, func(t time.Duration) float64 {
 			return 10 + 8*math.Sin(2*math.Pi*t.Minutes()/30)
-		}, 0.895, 1},
+		}, 0.92, 1},
 		{"a dip (20 req/s, 10 for 20 min, 20 again)", 90 * time.Minute, func(t time.Duration) float64 {
 			if t > 30*time.Minute && t < 50*time.Minute {
 				return 10
