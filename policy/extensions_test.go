@@ -1054,3 +1054,24 @@ func TestNoScaleInWhileTheDemandRisesBeyondDoubt(t *testing.T) {
 		t.Fatalf("%d scale-ins on a rising ramp (the guard held %d times)", downs, held)
 	}
 }
+
+func TestTheFirstRatesOfAServiceThatJustStartedAreNotABurst(t *testing.T) {
+	// A service starts: its first rate reads a window of few requests (1 req/s) before the load's 8; then,
+	// six minutes in, a real burst to 30 req/s. Only the real one is a burst start: the climb of the first
+	// readings, taken for one, hid it (one burst is one start within two lead times).
+	rate := func(at time.Duration) float64 {
+		switch {
+		case at < 15*time.Second:
+			return 1
+		case at >= 6*time.Minute && at < 10*time.Minute:
+			return 30
+		}
+		return 8
+	}
+	var st State
+	current := int32(5)
+	bursts(&st, demandSpec(3*time.Minute), 0, 7*time.Minute, rate, &current)
+	if len(st.BurstStarts) != 1 || !st.BurstStarts[0].Equal(t0.Add(6*time.Minute)) {
+		t.Fatalf("burst starts %v, want the one at %s", st.BurstStarts, t0.Add(6*time.Minute))
+	}
+}
