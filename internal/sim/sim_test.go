@@ -30,6 +30,23 @@ func synthetic(d time.Duration, seed uint64, rate func(t time.Duration) float64)
 	return out
 }
 
+// heavyTailed is a Poisson trace like synthetic's whose sizes are lognormal, as a conversation trace's are
+// (prompts of about 1,100 tokens, answers of about 220 and one in a hundred past 1,200, capped at 8,000
+// and 1,500): the service time and the busy slots then swing with the mix, not only with the arrivals.
+func heavyTailed(d time.Duration, seed uint64, rate func(t time.Duration) float64) []trace.Request {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	var out []trace.Request
+	for t := time.Duration(0); t < d; {
+		t += time.Duration(rng.ExpFloat64() / 200 * float64(time.Second))
+		if rng.Float64()*200 < rate(t) {
+			prompt := min(8000, math.Exp(6.5+rng.NormFloat64()))
+			output := min(1500, max(1, math.Exp(5+0.9*rng.NormFloat64())))
+			out = append(out, trace.Request{At: t, Prompt: int32(prompt), Output: int32(output)})
+		}
+	}
+	return out
+}
+
 // exampleModel is the LoRAX example's model spec, its maxReplicas raised so that no bound caps a scaled trace.
 func exampleModel(tb testing.TB) config.ModelSpec {
 	tb.Helper()
@@ -265,6 +282,56 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rep := compareOn(t, synthetic(c.d, 11, c.rate))
+			ours, hpa, static := find(t, rep, "ours"), find(t, rep, "hpa+ca"), find(t, rep, "static-")
+			if ours.LostRequests != 0 || ours.GPUNodeHours >= hpa.GPUNodeHours || ours.SLOAttainment < c.attainment ||
+				ours.GPUNodeHours > c.ofStatic*static.GPUNodeHours {
+				t.Errorf("ours: %.4f (floor %.2f) at %.2f node-hours (at most %.2fx static's %.2f), %d lost; hpa+ca %.2f",
+					ours.SLOAttainment, c.attainment, ours.GPUNodeHours, c.ofStatic, static.GPUNodeHours, ours.LostRequests, hpa.GPUNodeHours)
+			}
+		})
+	}
+}
+
+// Shapes of a third sweep, with heavy-tailed sizes (heavyTailed), as regression guards with floors where
+// they came out: every one loses nothing and costs fewer node-hours than static and than hpa+ca (whose
+// pods' 30 s grace cuts long answers here). Loads that step up again and again are ours' weakest: each
+// step is met a lead time late, and every request behind the queue it builds is late too; the scale-in's
+// room for the rises seen (riseQuantile) covers the smaller steps of an hour, not the largest. Keeping
+// room for one rise in twenty instead of one in ten met the square wave at 89% (for 2% more node-hours),
+// the plateaus at 83% (9% more) and the sine at 98.5%, but cost the conversation trace 3.5% more and the
+// single step of TestOnShapesItWasNotTunedOn 15%.
+func TestOnASweepOfHeavyTailedShapes(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		d          time.Duration
+		rate       func(time.Duration) float64
+		attainment float64
+		// ofStatic bounds ours' node-hours as a multiple of the cheapest static size's.
+		ofStatic float64
+	}{
+		{"a square wave of 40 minutes (10 and 22 req/s)", 2 * time.Hour, func(t time.Duration) float64 {
+			if t%(40*time.Minute) < 20*time.Minute {
+				return 10
+			}
+			return 22
+		}, 0.72, 1},
+		{"plateaus of 15 minutes (8 to 20 req/s, +-15% within)", 2 * time.Hour, func(t time.Duration) float64 {
+			return []float64{8, 14, 10, 20, 12, 16, 9, 18}[int(t/(15*time.Minute))%8] * (1 + 0.15*math.Sin(t.Minutes()*3.1))
+		}, 0.80, 1},
+		// 85% at 8% more node-hours before its season forecast the rises (policy/season.go).
+		{"a sine of 20 minutes on a slow rise (12 +- 6 req/s, +3 an hour)", 2 * time.Hour, func(t time.Duration) float64 {
+			return 12 + 3*t.Hours() + 6*math.Sin(2*math.Pi*t.Minutes()/20)
+		}, 0.945, 1},
+		{"a decline (35 to 5 req/s over two hours)", 2 * time.Hour, func(t time.Duration) float64 {
+			return 35 - 15*t.Hours()
+		}, 0.995, 0.75},
+		{"a ramp up and down (5 to 30 req/s over 40 min, 40 min flat, back over 40)", 2 * time.Hour, func(t time.Duration) float64 {
+			m := t.Minutes()
+			return 5 + 25*min(m/40, 1, max(0, (120-m)/40))
+		}, 0.975, 0.9},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rep := compareOn(t, heavyTailed(c.d, 5, c.rate))
 			ours, hpa, static := find(t, rep, "ours"), find(t, rep, "hpa+ca"), find(t, rep, "static-")
 			if ours.LostRequests != 0 || ours.GPUNodeHours >= hpa.GPUNodeHours || ours.SLOAttainment < c.attainment ||
 				ours.GPUNodeHours > c.ofStatic*static.GPUNodeHours {
