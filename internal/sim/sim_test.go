@@ -18,30 +18,29 @@ import (
 // synthetic is a Poisson trace whose rate (requests per second) is rate(t), with the Azure trace's typical
 // request shape (1,000 prompt tokens, outputs of 20-400 tokens).
 func synthetic(d time.Duration, seed uint64, rate func(t time.Duration) float64) []trace.Request {
-	rng := rand.New(rand.NewPCG(seed, 7))
-	var out []trace.Request
-	for t := time.Duration(0); t < d; {
-		// Thinning against a bound of 200 req/s.
-		t += time.Duration(rng.ExpFloat64() / 200 * float64(time.Second))
-		if rng.Float64()*200 < rate(t) {
-			out = append(out, trace.Request{At: t, Prompt: 1000, Output: int32(20 + rng.IntN(380))})
-		}
-	}
-	return out
+	return poisson(d, seed, rate, func(rng *rand.Rand) (int32, int32) { return 1000, int32(20 + rng.IntN(380)) })
 }
 
 // heavyTailed is a Poisson trace like synthetic's whose sizes are lognormal, as a conversation trace's are
 // (prompts of about 1,100 tokens, answers of about 220 and one in a hundred past 1,200, capped at 8,000
 // and 1,500): the service time and the busy slots then swing with the mix, not only with the arrivals.
 func heavyTailed(d time.Duration, seed uint64, rate func(t time.Duration) float64) []trace.Request {
+	return poisson(d, seed, rate, func(rng *rand.Rand) (int32, int32) {
+		return int32(min(8000, math.Exp(6.5+rng.NormFloat64()))), int32(min(1500, max(1, math.Exp(5+0.9*rng.NormFloat64()))))
+	})
+}
+
+// poisson is a Poisson trace whose rate (requests per second) is rate(t), each request's prompt and output
+// tokens drawn by sizes.
+func poisson(d time.Duration, seed uint64, rate func(t time.Duration) float64, sizes func(*rand.Rand) (prompt, output int32)) []trace.Request {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	var out []trace.Request
 	for t := time.Duration(0); t < d; {
+		// Thinning against a bound of 200 req/s.
 		t += time.Duration(rng.ExpFloat64() / 200 * float64(time.Second))
 		if rng.Float64()*200 < rate(t) {
-			prompt := min(8000, math.Exp(6.5+rng.NormFloat64()))
-			output := min(1500, max(1, math.Exp(5+0.9*rng.NormFloat64())))
-			out = append(out, trace.Request{At: t, Prompt: int32(prompt), Output: int32(output)})
+			prompt, output := sizes(rng)
+			out = append(out, trace.Request{At: t, Prompt: prompt, Output: output})
 		}
 	}
 	return out
@@ -220,14 +219,7 @@ func TestSurgeGivesOneScaleOutAndTheScaleInLosesNothing(t *testing.T) {
 // autoscaler's first two lead times (a startup's slope ordered twice the capacity on the conversation
 // trace), about 95%. The HPA on in-flight requests meets 98.7% there, for 40% more node-hours.
 func TestOnShapesItWasNotTunedOn(t *testing.T) {
-	for _, c := range []struct {
-		name       string
-		d          time.Duration
-		rate       func(time.Duration) float64
-		attainment float64
-		// ofStatic bounds ours' node-hours as a multiple of the cheapest static size's.
-		ofStatic float64
-	}{
+	holdShapes(t, synthetic, 11, []shape{
 		{"a daily cycle in an hour (5-35 req/s)", 2 * time.Hour, dailyInAnHour, 0.945, 1},
 		{"spikes to twice the load for 90 s every 7 min", 90 * time.Minute, func(t time.Duration) float64 {
 			if t%(7*time.Minute) < 90*time.Second {
@@ -279,9 +271,25 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 			}
 			return 10
 		}, 0.875, 1},
-	} {
+	})
+}
+
+// shape is a synthetic load and what ours is held to on it.
+type shape struct {
+	name       string
+	d          time.Duration
+	rate       func(time.Duration) float64
+	attainment float64
+	// ofStatic bounds ours' node-hours as a multiple of the cheapest static size's.
+	ofStatic float64
+}
+
+// holdShapes compares the policies on each shape's trace (made by gen with the seed): ours loses nothing,
+// costs fewer node-hours than hpa+ca and at most ofStatic times the static size's, and meets its floor.
+func holdShapes(t *testing.T, gen func(time.Duration, uint64, func(time.Duration) float64) []trace.Request, seed uint64, shapes []shape) {
+	for _, c := range shapes {
 		t.Run(c.name, func(t *testing.T) {
-			rep := compareOn(t, synthetic(c.d, 11, c.rate))
+			rep := compareOn(t, gen(c.d, seed, c.rate))
 			ours, hpa, static := find(t, rep, "ours"), find(t, rep, "hpa+ca"), find(t, rep, "static-")
 			if ours.LostRequests != 0 || ours.GPUNodeHours >= hpa.GPUNodeHours || ours.SLOAttainment < c.attainment ||
 				ours.GPUNodeHours > c.ofStatic*static.GPUNodeHours {
@@ -301,14 +309,7 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 // the plateaus at 83% (9% more) and the sine at 98.5%, but cost the conversation trace 3.5% more and the
 // single step of TestOnShapesItWasNotTunedOn 15%.
 func TestOnASweepOfHeavyTailedShapes(t *testing.T) {
-	for _, c := range []struct {
-		name       string
-		d          time.Duration
-		rate       func(time.Duration) float64
-		attainment float64
-		// ofStatic bounds ours' node-hours as a multiple of the cheapest static size's.
-		ofStatic float64
-	}{
+	holdShapes(t, heavyTailed, 5, []shape{
 		{"a square wave of 40 minutes (10 and 22 req/s)", 2 * time.Hour, func(t time.Duration) float64 {
 			if t%(40*time.Minute) < 20*time.Minute {
 				return 10
@@ -329,17 +330,7 @@ func TestOnASweepOfHeavyTailedShapes(t *testing.T) {
 			m := t.Minutes()
 			return 5 + 25*min(m/40, 1, max(0, (120-m)/40))
 		}, 0.975, 0.9},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			rep := compareOn(t, heavyTailed(c.d, 5, c.rate))
-			ours, hpa, static := find(t, rep, "ours"), find(t, rep, "hpa+ca"), find(t, rep, "static-")
-			if ours.LostRequests != 0 || ours.GPUNodeHours >= hpa.GPUNodeHours || ours.SLOAttainment < c.attainment ||
-				ours.GPUNodeHours > c.ofStatic*static.GPUNodeHours {
-				t.Errorf("ours: %.4f (floor %.2f) at %.2f node-hours (at most %.2fx static's %.2f), %d lost; hpa+ca %.2f",
-					ours.SLOAttainment, c.attainment, ours.GPUNodeHours, c.ofStatic, static.GPUNodeHours, ours.LostRequests, hpa.GPUNodeHours)
-			}
-		})
-	}
+	})
 }
 
 // The conversation trace's arrivals more than double over its first four minutes and then level off. A
