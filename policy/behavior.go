@@ -177,9 +177,9 @@ const riseQuantile = 0.9
 // a lead time later than the hold alone would let it (which matters only with a HoldFor shorter than a
 // lead time). Minutes filled in for a skipped evaluation repeat the reading before them.
 func (s State) riseSeen(lead time.Duration, quantile float64) (rise, level float64, minutes int, ok bool) {
-	lag := int(math.Ceil(lead.Minutes()))
+	lag := leadMinutes(lead)
 	n := len(s.DemandMinutes)
-	if lag < 1 || n-lag < minRiseSamples {
+	if lead <= 0 || n-lag < minRiseSamples {
 		return 0, 0, 0, false
 	}
 	rises := make([]float64, 0, n-lag)
@@ -191,6 +191,10 @@ func (s State) riseSeen(lead time.Duration, quantile float64) (rise, level float
 	rank := int(math.Ceil(quantile*float64(len(rises)))) - 1
 	return max(rises[min(max(rank, 0), len(rises)-1)], 0), slices.Max(s.DemandMinutes[n-lag:]), n - 1, true
 }
+
+// leadMinutes is the lead time in whole minutes, rounded up (at least one): the minute levels' lag for a
+// lead time.
+func leadMinutes(lead time.Duration) int { return max(int(math.Ceil(lead.Minutes())), 1) }
 
 // risingLookback is how far back, in lead times, a scale-in looks for a rising demand: twice the span of
 // the scale-out's trend (two lead times), so a ramp too slow for that trend to see beyond doubt (a steady
@@ -373,7 +377,7 @@ func (s *State) noteBurst(proposal int32, now time.Time, lead time.Duration) {
 	// Not in an autoscaler's first lead time: with the service just started, its first rates read a
 	// window of few requests, and their climb to the load's level was taken for a burst, whose start then
 	// hid the first real burst (one burst is one start, below) and set a cycle off by minutes: on bursts
-	// every 12 to 18 minutes, two were met unprepared (75% of requests in time; 84% since).
+	// every 12 to 18 minutes, two were met unprepared (70% of requests in time; 84% since).
 	if s.Started.IsZero() || now.Sub(s.Started) < lead {
 		return
 	}

@@ -366,7 +366,7 @@ func (d *Decision) keepHeadroomForRises(spec Spec, obs Observation, st *State, c
 		sizing = fmt.Sprintf("to keep the modelled queueing delay within %s for %s%% of requests", src.SLO.QueueDelay, formatNumber(100*src.SLO.attainment()))
 	}
 	if keep := min(need, current); keep > desired {
-		lag := int(math.Ceil(lead.Minutes()))
+		lag := leadMinutes(lead)
 		d.limit(LimitRiseHeadroom, desired, keep, fmt.Sprintf("rises seen: %s busy slots (the highest of the last %d minutes) "+
 			"+ %s (the rise within %d minutes, the lead time rounded up, that one window in %d of the last %d minutes exceeded) "+
 			"need %d replicas %s", formatNumber(slots), lag, formatNumber(rise),

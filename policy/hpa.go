@@ -482,13 +482,16 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 	slots := arrivals*service + backlog*service/lead
 	want := slots / per
 	p.Current = slots
+	var trend []string
+	if in.demandRise > 0 {
+		trend = append(trend, fmt.Sprintf("rising: +%s busy slots by the time new capacity serves", formatNumber(in.demandRise)))
+	}
+	if in.unprojected != "" {
+		trend = append(trend, in.unprojected)
+	}
 	rising := ""
-	if in.demandRise > 0 && in.unprojected != "" {
-		rising = fmt.Sprintf(" (rising: +%s busy slots by the time new capacity serves; %s)", formatNumber(in.demandRise), in.unprojected)
-	} else if in.demandRise > 0 {
-		rising = fmt.Sprintf(" (rising: +%s busy slots by the time new capacity serves)", formatNumber(in.demandRise))
-	} else if in.unprojected != "" {
-		rising = " (" + in.unprojected + ")"
+	if len(trend) > 0 {
+		rising = " (" + strings.Join(trend, "; ") + ")"
 	}
 	p.Note = fmt.Sprintf("%s req/s x %ss%s + backlog %s over lead time %s = %s busy slots, %s per replica",
 		formatNumber(r.Arrivals), formatNumber(service), rising, formatNumber(backlog), time.Duration(lead*float64(time.Second)).Round(time.Second),

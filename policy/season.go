@@ -14,7 +14,7 @@ import (
 //     time after the trend sees it. A sine of 10 +- 8 req/s every 30 minutes met 91% (each rise from a
 //     trough was fitted with the flat part before it and projected late), 93% with the forecast (from its
 //     third cycle: a period is known once the hour's minutes hold two), for 3.5% fewer node-hours;
-//   - a shorter cycle only vetoes a projected rise the last period did not see (capBySeason): a trend
+//   - a shorter cycle only vetoes a projected rise the last period did not see (season.cap): a trend
 //     follower projects a sawtooth's ramp past its drop, and the capacity ordered at the top serves the
 //     trough after it (5 to 25 req/s every 10 minutes: 26% more node-hours than the cheapest static size,
 //     16% with the veto, for the same requests served late). Forecasting such a cycle's rises orders
@@ -40,8 +40,9 @@ const (
 	seasonCycles = 4
 )
 
-// findSeason looks for the period of the minute levels among the periods from two lead times (a shorter
-// cycle is within a lead time's reach and the hold's) to half the history: the shortest whose seasonal
+// findSeason looks for the period of the minute levels among the periods from a lead time and a minute
+// (a lag within the lead time is no test: on any smooth load it beats the level a lead time back) to half
+// the history: the shortest whose seasonal
 // naive forecast (the level one period before) erred over the last period's minutes within seasonMultiple
 // of the least error, kept when the least beat persistence (the level a lead time before, what a reactive
 // policy has) seasonSkill-fold. On a load without a repeating shape (the conversation trace, a flat
@@ -81,9 +82,6 @@ func (s State) findSeason(lead time.Duration) (season, bool) {
 	}
 	return found[best], true
 }
-
-// leadMinutes is the lead time in whole minutes, rounded up (at least one).
-func leadMinutes(lead time.Duration) int { return max(int(math.Ceil(lead.Minutes())), 1) }
 
 // forecasts says whether the season's rises are forecast (a cycle of seasonCycles lead times or more)
 // rather than only capping the trend's.

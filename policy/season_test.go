@@ -63,7 +63,7 @@ func TestFindSeasonFindsTheLoadsPeriodAndNothingOnLoadsThatDoNotRepeat(t *testin
 	if se, ok := spikes.findSeason(lead); !ok || se.period != 7 || se.forecasts(lead) {
 		t.Errorf("spikes: season %+v, found %v; want a period of 7 minutes, not forecast", se, ok)
 	}
-	// Too little history for two periods of at least two lead times: none.
+	// Too little history for two periods longer than a lead time: none.
 	if _, ok := (State{DemandMinutes: sawtoothMinutes()[:15]}).findSeason(lead); ok {
 		t.Error("15 minutes of history were enough for a season")
 	}
