@@ -35,7 +35,7 @@ func newSimCommand() *cobra.Command {
 		{"unneeded-time", &a.ScaleDownUnneeded, "the Cluster Autoscaler's scale-down unneeded time in the baseline"},
 		{"interval", &a.EvaluationInterval, "evaluation interval of the autoscalers (default: the spec's)"},
 		{"warmup", &a.Warmup, "start of the trace left out of every measure (default: twice the lead time the delays add up to)"},
-		{"slo", &a.SLO, "queueing delay (arrival to start of prefill) a request should not exceed (default: the spec's Demand SLO, else 1s)"},
+		{"slo", &a.SLO, "queueing delay (arrival to start of prefill) a request should not exceed (default: the spec's Demand SLO, else 1s; set, the spec's SLO follows it)"},
 	}
 	cmd := &cobra.Command{
 		Use:   "sim [-f model.yaml]",
@@ -70,6 +70,8 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 			if maxReplicas < -1 {
 				return usagef("--max-replicas %d: want a count, 0 (room for twice the oracle's peak) or -1 (the spec's)", maxReplicas)
 			}
+			a.Attainment = attainment
+			alignDemandWithCluster(&spec.Spec.Spec, &a, cmd.Flags().Changed)
 			ours := spec.Spec.Spec
 			if maxReplicas > 0 {
 				ours.MaxReplicas = maxReplicas
@@ -84,17 +86,6 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 			for _, m := range ours.Metrics {
 				if m.Type == policy.DemandMetric && m.Demand != nil && m.Demand.RateWindow > 0 {
 					a.RateWindow = m.Demand.RateWindow
-				}
-			}
-			if !cmd.Flags().Changed("slo") {
-				if slo := demandSLO(ours); slo != nil {
-					a.SLO = slo.QueueDelay
-				}
-			}
-			a.Attainment = attainment
-			if !cmd.Flags().Changed("attainment") {
-				if slo := demandSLO(ours); slo != nil && slo.Attainment > 0 {
-					a.Attainment = slo.Attainment
 				}
 			}
 			if g := spec.Spec.NodeGroup.GPUsPerNode; g > 0 {
@@ -147,12 +138,13 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 	tf.add(cmd, 1)
 	cmd.Flags().StringVarP(&specFile, "file", "f", "deploy/examples/lorax/model.yaml", "model spec whose scaling policy is \"ours\"")
 	cmd.Flags().Int32Var(&maxReplicas, "max-replicas", 0, "maxReplicas of every autoscaler (0: 200, or twice the oracle's peak when more, so a production bound does not cap a scaled-up trace; -1: the spec's)")
-	cmd.Flags().Float64Var(&attainment, "attainment", 0.99, "share of requests that must meet --slo (default: the spec's Demand SLO)")
+	cmd.Flags().Float64Var(&attainment, "attainment", 0.99, "share of requests that must meet --slo (default: the spec's Demand SLO; set, the spec's SLO follows it)")
 	for _, d := range durations {
 		cmd.Flags().Var(durationFlag{d.p}, d.flag, d.usage)
 	}
 	srv := &a.Serving
 	servingFlags(cmd, srv)
+	cmd.Flags().Lookup("max-batch").Usage = "sequences a replica decodes at once (default: the spec's Demand concurrency; set, the spec's concurrency follows it)"
 	cmd.Flags().BoolVar(&withWorkflow, "workflow", true, "also run the autoscaler workflow itself (its child sagas, retries and timers, under Temporal's test environment with time skipped) as ours-workflow")
 	cmd.Flags().StringVar(&plot, "plot", "", "write an SVG plot of load, replicas and nodes over time for each policy")
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
@@ -170,13 +162,39 @@ func nodesFor(replicas int32, a sim.Assumptions) int32 {
 	return max((replicas+perNode-1)/perNode, 1)
 }
 
-func demandSLO(s policy.Spec) *policy.QueueSLO {
-	for _, m := range s.Metrics {
-		if m.Type == policy.DemandMetric && m.Demand != nil && m.Demand.SLO != nil && m.Demand.SLO.QueueDelay > 0 {
-			return m.Demand.SLO
+// alignDemandWithCluster makes the spec's Demand metrics and the simulated cluster describe the same
+// servers and the same SLO. A flag given on the command line is what the run asks about ("what if the
+// replicas decoded 32 at once", "what if the SLO were 500 ms"), so the spec's concurrency and SLO follow it:
+// a policy sized for a 16-sequence batch on 32-sequence servers would measure the mismatch, not the policy
+// (twice the node-hours), while the HPA baseline's target already follows the servers' batch. A flag left
+// unset takes the spec's value, so a spec written for its own servers is simulated on them.
+func alignDemandWithCluster(spec *policy.Spec, a *sim.Assumptions, changed func(flag string) bool) {
+	for i, m := range spec.Metrics {
+		if m.Type != policy.DemandMetric || m.Demand == nil {
+			continue
 		}
+		d := *m.Demand
+		if changed("max-batch") || d.Concurrency <= 0 {
+			d.Concurrency = int32(a.Serving.MaxBatch)
+		} else {
+			a.Serving.MaxBatch = int(d.Concurrency)
+		}
+		if d.SLO != nil && d.SLO.QueueDelay > 0 {
+			slo := *d.SLO
+			if changed("slo") {
+				slo.QueueDelay = a.SLO
+			} else {
+				a.SLO = slo.QueueDelay
+			}
+			if changed("attainment") {
+				slo.Attainment = a.Attainment
+			} else if slo.Attainment > 0 {
+				a.Attainment = slo.Attainment
+			}
+			d.SLO = &slo
+		}
+		spec.Metrics[i].Demand = &d
 	}
-	return nil
 }
 
 // durationFlag is a pflag.Value over a policy.Duration.

@@ -88,3 +88,53 @@ func TestSimWarnsWhenAnAutoscalerReachesItsBound(t *testing.T) {
 		t.Fatalf("warnings %v (%v) with room for twice the peak", rep.Warnings, err)
 	}
 }
+
+func TestSimSizesTheSpecForTheServersAndSLOItSimulates(t *testing.T) {
+	run := func(specFile string, flags ...string) (assumptions map[string]any, hours map[string]float64) {
+		t.Helper()
+		args := append([]string{"sim", "--trace", simTrace, "-f", specFile, "--window", "0m-20m", "--rate-scale", "4", "--workflow=false", "-o", "json"}, flags...)
+		out, errOut, code := runCLI(t, "", args...)
+		if code != exitOK {
+			t.Fatalf("%v: exit %d: %s", flags, code, errOut)
+		}
+		var rep struct {
+			Assumptions map[string]any `json:"assumptions"`
+			Policies    []struct {
+				Name  string  `json:"name"`
+				Hours float64 `json:"gpu_node_hours"`
+			} `json:"policies"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("%v:\n%s", err, out)
+		}
+		hours = map[string]float64{}
+		for _, p := range rep.Policies {
+			if strings.HasPrefix(p.Name, "static-") {
+				p.Name = "static"
+			}
+			hours[p.Name] = p.Hours
+		}
+		return rep.Assumptions, hours
+	}
+	// Servers that decode 32 at once: the spec written for 16 is sized for them, not for its own batch (it
+	// was: twice the static size's node-hours).
+	a, hours := run(simSpec, "--max-batch", "32", "--slo", "500ms")
+	if a["serving"].(map[string]any)["maxBatch"] != 32.0 || a["slo_queue_delay"] != "500ms" {
+		t.Fatalf("assumptions %v", a)
+	}
+	if hours["ours"] > 1.25*hours["static"] {
+		t.Errorf("on 32-sequence servers ours took %.2f node-hours, static %.2f: sized for the spec's 16", hours["ours"], hours["static"])
+	}
+	// A spec written for 32-sequence servers, with no flag: the servers simulated are its own.
+	spec, err := os.ReadFile(simSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wide := filepath.Join(t.TempDir(), "model.yaml")
+	if err := os.WriteFile(wide, []byte(strings.Replace(string(spec), "concurrency: 16", "concurrency: 32", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := run(wide); a["serving"].(map[string]any)["maxBatch"] != 32.0 {
+		t.Fatalf("a spec for 32-sequence servers simulated on %v", a["serving"])
+	}
+}
