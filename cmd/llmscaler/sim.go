@@ -70,6 +70,9 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 			if maxReplicas < -1 {
 				return usagef("--max-replicas %d: want a count, 0 (room for twice the oracle's peak) or -1 (the spec's)", maxReplicas)
 			}
+			if a.Serving.MaxBatch < 1 && cmd.Flags().Changed("max-batch") {
+				return usagef("--max-batch %d: a replica decodes at least one sequence at once", a.Serving.MaxBatch)
+			}
 			a.Attainment = attainment
 			alignDemandWithCluster(&spec.Spec.Spec, &a, cmd.Flags().Changed)
 			ours := spec.Spec.Spec

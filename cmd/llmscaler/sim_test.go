@@ -56,6 +56,7 @@ func TestSimRefusesBadInputWithWhatToFix(t *testing.T) {
 		{[]string{"-f", "nope.yaml"}, "nope.yaml"},
 		{[]string{"-o", "xml"}, `--output "xml"`},
 		{[]string{"--max-replicas", "-2"}, "--max-replicas -2: want a count"},
+		{[]string{"--max-batch", "0"}, "--max-batch 0: a replica decodes at least one sequence"},
 	} {
 		args := append([]string{"sim", "--trace", simTrace, "-f", simSpec}, c.args...)
 		_, errOut, code := runCLI(t, "", args...)
