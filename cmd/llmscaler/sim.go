@@ -85,12 +85,6 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 			if !cmd.Flags().Changed("interval") && spec.Spec.EvaluationInterval > 0 {
 				a.EvaluationInterval = spec.Spec.EvaluationInterval
 			}
-			// The simulator reads the arrival rate over the window the spec's query uses.
-			for _, m := range ours.Metrics {
-				if m.Type == policy.DemandMetric && m.Demand != nil && m.Demand.RateWindow > 0 {
-					a.RateWindow = m.Demand.RateWindow
-				}
-			}
 			if g := spec.Spec.NodeGroup.GPUsPerNode; g > 0 {
 				a.GPUsPerNode = g
 			}
@@ -170,13 +164,17 @@ func nodesFor(replicas int32, a sim.Assumptions) int32 {
 // replicas decoded 32 at once", "what if the SLO were 500 ms"), so the spec's concurrency and SLO follow it:
 // a policy sized for a 16-sequence batch on 32-sequence servers would measure the mismatch, not the policy
 // (twice the node-hours), while the HPA baseline's target already follows the servers' batch. A flag left
-// unset takes the spec's value, so a spec written for its own servers is simulated on them.
+// unset takes the spec's value, so a spec written for its own servers is simulated on them. The arrival
+// rate is read over the window the spec's query uses (no flag sets it).
 func alignDemandWithCluster(spec *policy.Spec, a *sim.Assumptions, changed func(flag string) bool) {
 	for i, m := range spec.Metrics {
 		if m.Type != policy.DemandMetric || m.Demand == nil {
 			continue
 		}
 		d := *m.Demand
+		if d.RateWindow > 0 {
+			a.RateWindow = d.RateWindow
+		}
 		if changed("max-batch") || d.Concurrency <= 0 {
 			d.Concurrency = int32(a.Serving.MaxBatch)
 		} else {
