@@ -773,6 +773,29 @@ func TestNoScaleInWhileMoreRequestsWaitThanReplicasServe(t *testing.T) {
 	}
 }
 
+func TestARiseFromATroughIsProjectedAtItsOwnSlope(t *testing.T) {
+	// A sine of 10 +- 8 req/s every 30 minutes, lead time 3 minutes: at 25m45s it has risen from its trough
+	// (22m30s) for three minutes, and will rise 4.8 req/s more over the next 3.5 (the lead time and half the
+	// rate window): 34 busy slots at 7 s a request. The line through the last two lead times' readings, the
+	// trough and the rise, is not beyond doubt until 26m30s, and nothing was projected before it; the line
+	// since the turn is, a lead time's worth of readings sooner on a noisy load (see rampSinceTurn).
+	spec := demandSpec(3 * time.Minute)
+	var st State
+	current := int32(9)
+	d := run(&st, spec, 0, 25*time.Minute+60*time.Second, &current, func(at time.Duration, current int32) Observation {
+		return demandObs(current, 10+8*math.Sin(2*math.Pi*at.Minutes()/30), 0)
+	})
+	note := d.Metrics[0].Note
+	i := strings.Index(note, "rising: +")
+	if i < 0 || !strings.Contains(note, "the slope since the readings turned to a rise at 12:2") {
+		t.Fatalf("the rise from the trough was not projected from the turn:\n%s", note)
+	}
+	var rise float64
+	if _, err := fmt.Sscanf(note[i+len("rising: +"):], "%g", &rise); err != nil || rise < 10 || rise > 34 {
+		t.Fatalf("projected rise %.1f busy slots, want a part of the 34 to come\n%s", rise, note)
+	}
+}
+
 func TestARampThatAcceleratesIsProjectedAtItsRecentSlope(t *testing.T) {
 	// 10 + m²/2 req/s at minute m (a daily cycle's foot), lead time 4 minutes. At minute 8 the slope over the
 	// last two lead times is the slope at minute 4 (4 req/s a minute); the last lead time's is the slope at
