@@ -343,6 +343,7 @@ func (s *sim) advance(t time.Time) {
 		}
 		for _, d := range p.finishedBy(t) {
 			s.record(d)
+			s.retryAt(p, t)
 		}
 		if p.deleting && (p.srv == nil || p.srv.InFlight() == 0) {
 			s.podGone(p)
@@ -402,6 +403,23 @@ func (s *sim) route(r serving.Request) {
 		}
 	}
 	s.gateway = append(s.gateway, r)
+}
+
+// retryAt offers the gateway's oldest waiting request to p, which has just finished one, at t: a request
+// refused by full queues is retried when a replica has room, not only when one is added (with a bounded
+// queue, as LoRAX's, a fixed size would otherwise leave its refused requests waiting for good).
+func (s *sim) retryAt(p *pod, t time.Time) {
+	if len(s.gateway) == 0 || !p.inBalancer() || p.srv == nil {
+		return
+	}
+	ok, done := p.srv.Offer(s.gateway[0], t)
+	for _, d := range done {
+		s.record(d)
+	}
+	p.refresh()
+	if ok {
+		s.gateway = s.gateway[1:]
+	}
 }
 
 // flushGateway offers the gateway's waiting requests to the replicas, oldest first.

@@ -641,3 +641,24 @@ func TestTheWorkflowGivesUpOnNodesSlowerThanItsTimeout(t *testing.T) {
 		t.Fatalf("%d scale actions, at most %d replicas ready: want scale-outs tried and none serving beyond the 3 at the start", r.ScaleActions, most)
 	}
 }
+
+// A request refused by full queues waits at the gateway, which retries it when a replica has room: at
+// first it was retried only when a replica was added, and with a bounded queue (LoRAX's) a fixed size
+// left a burst's overflow waiting to the end.
+func TestTheGatewayRetriesARefusedRequestWhenAReplicaHasRoom(t *testing.T) {
+	a := DefaultAssumptions()
+	a.Serving.MaxQueue = 2
+	a.Warmup = 0
+	// 200 requests in the first two seconds on two replicas of 16 slots and a queue of 2 each, then one
+	// every 10 s or so for ten minutes.
+	reqs := synthetic(10*time.Minute, 3, func(t time.Duration) float64 {
+		if t < 2*time.Second {
+			return 100
+		}
+		return 0.1
+	})
+	r := RunStatic(reqs, a, 2)
+	if r.Unserved != 0 || r.Requests < 150 {
+		t.Fatalf("%d of %d requests never reached a replica", r.Unserved, r.Requests)
+	}
+}
