@@ -84,7 +84,7 @@ func DefaultAssumptions() Assumptions {
 		GPUsPerPod:         1,
 		MaxNodes:           256,
 		Serving:            serving.Config{}.Defaults(),
-		Routing:            "least-request (fewest in-flight requests; a gateway queue when no replica is ready)",
+		Routing:            "least-request (the less loaded of two random replicas; a gateway queue when neither can take a request, retried as replicas finish requests or are added)",
 	}
 	a.Warmup = a.DefaultWarmup()
 	return a
