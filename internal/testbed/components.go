@@ -275,6 +275,16 @@ options:
 	for _, name := range slices.Sorted(maps.Keys(ports)) {
 		fmt.Fprintf(&b, "  %s: %d\n", name, ports[name])
 	}
+	// A pod the scheduler tries before its node's GPUs are allocatable waits among the unschedulable ones
+	// until a node event requeues it; on a loaded machine that event can pass it by, and the scheduler then
+	// retries it after 5 minutes (seen in CI: a test's two initial pods, one Pending for its whole minute).
+	// Retrying within 10 s keeps such a race from deciding a test.
+	b.WriteString(`componentsPatches:
+- name: kube-scheduler
+  extraArgs:
+  - key: pod-max-in-unschedulable-pods-duration
+    value: 10s
+`)
 	for _, f := range []string{"stages-node.yaml", "stages-pod.yaml", "metrics.yaml"} {
 		data, err := os.ReadFile(filepath.Join(root, "deploy", "dev", "kwok", f))
 		if err != nil {

@@ -159,8 +159,8 @@ func TestGPUPodsScheduleOntoSimulatedGPUNodesUntilGPUsRunOut(t *testing.T) {
 	var running, pending []corev1.Pod
 	// Usually seconds. A pod tried before its node's GPUs were allocatable waits among the unschedulable
 	// ones until a node event requeues it; on a loaded machine that event can pass it by (once in a CI run:
-	// 1 Running after 90 s), and the scheduler then retries it after 5 minutes at the latest.
-	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 330*time.Second, true, func(ctx context.Context) (bool, error) {
+	// 1 Running after 90 s), and the stack's scheduler then retries it within 10 s (kwokctlConfig).
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
