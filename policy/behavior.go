@@ -384,9 +384,9 @@ func rampSinceTurn(vs []TimedValue) (turn, bool) {
 	bestSSE, split := turnFit*squaredError(vs, l.at), 0
 	for k := minTrendPoints; k+minTrendPoints <= len(vs); k++ {
 		before, after := vs[:k], vs[k:]
-		lb, _ := fitLine(before)
+		lb, fitsBefore := fitLine(before)
 		la, fitsAfter := fitLine(after)
-		if !fitsAfter || la.slope <= lb.slope {
+		if !fitsBefore || !fitsAfter || la.slope <= lb.slope {
 			continue
 		}
 		if sse := squaredError(before, lb.at) + squaredError(after, la.at); sse < bestSSE {

@@ -778,11 +778,12 @@ func TestARiseFromATroughIsProjectedAtItsOwnSlope(t *testing.T) {
 	// (22m30s) for three minutes, and will rise 4.8 req/s more over the next 3.5 (the lead time and half the
 	// rate window): 34 busy slots at 7 s a request. The line through the last two lead times' readings, the
 	// trough and the rise, is not beyond doubt until 26m30s, and nothing was projected before it; the line
-	// since the turn is, a lead time's worth of readings sooner on a noisy load (see rampSinceTurn).
+	// since the turn is, a lead time's worth of readings sooner on a noisy load (see rampSinceTurn). The last
+	// evaluation is at 25m45s.
 	spec := demandSpec(3 * time.Minute)
 	var st State
 	current := int32(9)
-	d := run(&st, spec, 0, 25*time.Minute+60*time.Second, &current, func(at time.Duration, current int32) Observation {
+	d := run(&st, spec, 0, 26*time.Minute, &current, func(at time.Duration, current int32) Observation {
 		return demandObs(current, 10+8*math.Sin(2*math.Pi*at.Minutes()/30), 0)
 	})
 	note := d.Metrics[0].Note

@@ -392,12 +392,7 @@ func (s *sim) route(r serving.Request) {
 			a, b = b, a
 		}
 		for _, p := range []*pod{a, b} {
-			ok, done := p.srv.Offer(r, s.now)
-			for _, d := range done {
-				s.record(d)
-			}
-			p.refresh()
-			if ok {
+			if s.offer(p, r, s.now) {
 				return
 			}
 		}
@@ -412,14 +407,20 @@ func (s *sim) retryAt(p *pod, t time.Time) {
 	if len(s.gateway) == 0 || !p.inBalancer() || p.srv == nil {
 		return
 	}
-	ok, done := p.srv.Offer(s.gateway[0], t)
+	if s.offer(p, s.gateway[0], t) {
+		s.gateway = s.gateway[1:]
+	}
+}
+
+// offer hands r to p's server at t, recording what finished by then, and reports whether p took it (its
+// queue was not full).
+func (s *sim) offer(p *pod, r serving.Request, t time.Time) bool {
+	ok, done := p.srv.Offer(r, t)
 	for _, d := range done {
 		s.record(d)
 	}
 	p.refresh()
-	if ok {
-		s.gateway = s.gateway[1:]
-	}
+	return ok
 }
 
 // flushGateway offers the gateway's waiting requests to the replicas, oldest first.
