@@ -495,7 +495,7 @@ func (s State) cycleForecast(now time.Time, cycle, ahead time.Duration) int32 {
 	for _, r := range s.Recommendations {
 		// After `from`, as trim keeps them: a recommendation exactly one cycle old is already gone.
 		if r.Time.After(from) && !r.Time.After(to) {
-			want = max(want, r.forecast())
+			want = max(want, r.arrivalsAlone())
 		}
 	}
 	return want
@@ -511,14 +511,17 @@ type TimedRecommendation struct {
 	Replicas  int32 `json:"replicas"`
 	Projected int32 `json:"projected,omitempty"`
 	// Forecastable is the recommendation for a Demand metric's arrivals alone, when a backlog to drain made
-	// Replicas higher: a burst served late leaves a backlog, and the next burst, met by capacity ordered
-	// ahead of it, needs none of the replicas that drained it.
+	// Replicas higher. Capacity that drains a backlog is needed while there is one, which the evaluations
+	// then read: the scale-down window holds the arrivals' (held too, the drain of a step's backlog kept
+	// its replicas a window after it had drained). And a burst served late leaves a backlog, and the next
+	// burst, met by capacity ordered ahead of it, needs none of the replicas that drained it.
 	Forecastable *int32    `json:"forecastable,omitempty"`
 	Time         time.Time `json:"time"`
 }
 
-// forecast is what the recommendation asks of the same time one cycle later.
-func (r TimedRecommendation) forecast() int32 {
+// arrivalsAlone is the recommendation without a backlog to drain: what the scale-down window holds, and
+// what a burst cycle's forecast asks of the same time one cycle later.
+func (r TimedRecommendation) arrivalsAlone() int32 {
 	if r.Forecastable != nil {
 		return *r.Forecastable
 	}
@@ -577,7 +580,7 @@ func compactBefore(recs []TimedRecommendation, cutoff time.Time) []TimedRecommen
 		r.Projected = 0 // a projection is held for a lead time only, within the windows
 		if last := len(out) - 1; last >= 0 && out[last].Time.Truncate(time.Minute).Equal(r.Time.Truncate(time.Minute)) {
 			// At the minute's first time: the forecast then sees a burst start early rather than late.
-			forecast := max(out[last].forecast(), r.forecast())
+			forecast := max(out[last].arrivalsAlone(), r.arrivalsAlone())
 			out[last].Replicas = max(out[last].Replicas, r.Replicas)
 			out[last].Forecastable = nil
 			if forecast < out[last].Replicas {
@@ -613,7 +616,8 @@ func longestPeriod(r *ScalingRules) time.Duration {
 // records the new (unstabilized) recommendation.
 //
 // For a Demand metric's projected rise it records both the recommendation for the demand seen and the
-// projected one. The window holds the demand seen; a projection is held only for projectionHold (the lead
+// projected one. The window holds the demand seen (the arrivals, not a backlog's drain, which the current
+// evaluation sizes while there is a backlog); a projection is held only for projectionHold (the lead
 // time), until the time it was made for: capacity ordered for a ramp is not given back before it serves
 // (nor on every dip of a noisy ramp's slope), and capacity ordered for a ramp that then stopped is not kept
 // through the whole window.
@@ -635,7 +639,7 @@ func (s *State) stabilize(spec Spec, current, desired, seen, forecastable int32,
 			upRec = min(upRec, r.Replicas)
 		}
 		if r.Time.After(downCutoff) {
-			downRec = max(downRec, r.Replicas)
+			downRec = max(downRec, r.arrivalsAlone())
 		}
 		if r.Time.After(projectionCutoff) {
 			downRec = max(downRec, r.Projected)

@@ -125,7 +125,7 @@ func Evaluate(in Input, st *State, now time.Time) Decision {
 	}
 	d.ComingNodes = max(obs.Group.Desired-serving-leaving, 0)
 
-	desired := d.decideReplicas(spec, obs, st, committed, now, lead, in.EvaluationInterval.D(), cycle)
+	desired := d.decideReplicas(spec, obs, st, committed, now, lead, in.Waiting.D(), in.EvaluationInterval.D(), cycle)
 
 	// The node group's max bounds what can actually run: more replicas would stay Pending.
 	if capacity := replicaCapacity(spec, obs); obs.Group.Max > 0 && desired > capacity && desired > committed {
@@ -151,7 +151,7 @@ func Evaluate(in Input, st *State, now time.Time) Decision {
 }
 
 // decideReplicas runs the HPA's reconcile step and our extensions, recording limits as it goes.
-func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current int32, now time.Time, lead, interval, cycle time.Duration) int32 {
+func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current int32, now time.Time, lead, onItsWay, interval, cycle time.Duration) int32 {
 	z := spec.ScaleToZero
 	activationKnown := obs.Activation != nil
 	if z != nil {
@@ -201,7 +201,7 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 
 	// computeReplicasForMetrics: the max over metrics; an invalid metric forbids a scale-down.
 	in := d.calcInput(spec, obs, current, now)
-	in.leadTime = lead
+	in.leadTime, in.waiting = lead, onItsWay
 	if src, r := demandReading(spec, obs); r != nil {
 		if service, ok := demandServiceTime(src, r); ok {
 			in.demandRise, in.unprojected = st.demandTrend(r.Arrivals*service, now, lead, projectionHorizon(src, lead, interval), src.rateWindow())

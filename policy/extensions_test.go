@@ -278,35 +278,74 @@ func TestDemandSizesByLittlesLawAndSpreadsTheBacklogOverTheLeadTime(t *testing.T
 	}
 }
 
+// After a step the queue goes on growing until new capacity serves: the capacity ordered must drain the
+// backlog it will meet, not the one of the order's time.
+func TestTheBacklogIsSizedAsNewCapacityWillMeetIt(t *testing.T) {
+	spec := demandSpec(4 * time.Minute)
+	// 6 ready replicas serve 6 x 16 / 7 = 13.7 req/s of 25: 11.3 req/s more pile up for the 240 s lead
+	// time, 2,709 on the 800 waiting. 25 x 7 + 3,509 x 7 / 240 = 277 busy slots at 12.8 -> 22 (16 for the
+	// 800 alone).
+	var st State
+	d := Evaluate(Input{Spec: spec, Observation: demandObs(6, 25, 800)}, &st, t0)
+	if d.Proposal != 22 || !strings.Contains(d.Metrics[0].Note, "by the time new capacity serves") {
+		t.Fatalf("a growing backlog: proposal %d, want 22\n%s", d.Proposal, d.Summary)
+	}
+	// With 10 more replicas on their way for 3 minutes, the queue grows for one more minute only (16 serve
+	// 36.6 req/s): 677 more, 25 x 7 + 1,477 x 7 / 240 = 218 busy slots -> 18.
+	o := demandObs(16, 25, 800)
+	for i := 6; i < 16; i++ {
+		o.Pods[i].Phase, o.Pods[i].Ready = PodPending, false
+	}
+	var st2 State
+	d = Evaluate(Input{Spec: spec, Observation: o, Waiting: Duration(3 * time.Minute)}, &st2, t0)
+	if d.Proposal != 18 {
+		t.Fatalf("capacity on its way: proposal %d, want 18\n%s", d.Proposal, d.Summary)
+	}
+	// No queue, no growth: arrivals the ready replicas could not serve would have queued. 175 / 12.8 -> 14.
+	var st3 State
+	if d = Evaluate(Input{Spec: spec, Observation: demandObs(6, 25, 0)}, &st3, t0); d.Proposal != 14 {
+		t.Fatalf("no backlog: proposal %d, want 14\n%s", d.Proposal, d.Summary)
+	}
+}
+
 func TestDemandUsesTheMeasuredLeadTimeAndHoldsCapacityThroughTheCycle(t *testing.T) {
 	spec := demandSpec(0) // lead time: measured
+	lead := Duration(90 * time.Second)
 	var st State
-	d := Evaluate(Input{Spec: spec, Observation: demandObs(6, 10, 900), LeadTime: Duration(90 * time.Second)}, &st, t0)
+	d := Evaluate(Input{Spec: spec, Observation: demandObs(6, 10, 900), LeadTime: lead}, &st, t0)
 	// 900 x 7 / 90 = 70 more slots: (70 + 70) / 12.8 -> 11.
 	if d.DesiredReplicas != 11 {
 		t.Fatalf("with a 90 s lead time: desired %d, want 11\n%s", d.DesiredReplicas, d.Summary)
 	}
 	st.RecordScale(6, 11, t0)
-	// Demand drops: held for twice the lead time (180 s) or the scale-down window (the HPA's 300 s), whichever
-	// is longer, then released.
-	d = Evaluate(Input{Spec: spec, Observation: demandObs(11, 3, 0), LeadTime: Duration(90 * time.Second)}, &st, t0.Add(100*time.Second))
-	if d.DesiredReplicas != 11 || !hasLimit(d, LimitStabilization) {
-		t.Fatalf("100 s after the burst: desired %d, want 11 held\n%s", d.DesiredReplicas, d.Summary)
+	// Once the backlog has drained, its drain is not held: the arrivals' 6 are.
+	d = Evaluate(Input{Spec: spec, Observation: demandObs(11, 10, 0), LeadTime: lead}, &st, t0.Add(100*time.Second))
+	if d.DesiredReplicas != 6 {
+		t.Fatalf("100 s after, the backlog drained: desired %d, want the arrivals' 6\n%s", d.DesiredReplicas, d.Summary)
 	}
-	d = Evaluate(Input{Spec: spec, Observation: demandObs(11, 3, 0), LeadTime: Duration(90 * time.Second)}, &st, t0.Add(310*time.Second))
+
+	// 20 req/s x 7 s = 140 busy slots -> 11. Demand drops: held for twice the lead time (180 s) or the
+	// scale-down window (the HPA's 300 s), whichever is longer, then released.
+	var st2 State
+	Evaluate(Input{Spec: spec, Observation: demandObs(11, 20, 0), LeadTime: lead}, &st2, t0)
+	d = Evaluate(Input{Spec: spec, Observation: demandObs(11, 3, 0), LeadTime: lead}, &st2, t0.Add(100*time.Second))
+	if d.DesiredReplicas != 11 || !hasLimit(d, LimitStabilization) {
+		t.Fatalf("100 s after the peak: desired %d, want 11 held\n%s", d.DesiredReplicas, d.Summary)
+	}
+	d = Evaluate(Input{Spec: spec, Observation: demandObs(11, 3, 0), LeadTime: lead}, &st2, t0.Add(310*time.Second))
 	if d.DesiredReplicas != 2 {
-		t.Fatalf("310 s after the burst: desired %d, want 2\n%s", d.DesiredReplicas, d.Summary)
+		t.Fatalf("310 s after the peak: desired %d, want 2\n%s", d.DesiredReplicas, d.Summary)
 	}
 	// With a short scale-down window, the hold of twice the lead time governs.
 	short := demandSpec(0)
 	zero := int32(0)
 	short.Behavior = &Behavior{ScaleDown: &ScalingRules{StabilizationWindowSeconds: &zero}}
 	var st3 State
-	Evaluate(Input{Spec: short, Observation: demandObs(6, 10, 900), LeadTime: Duration(90 * time.Second)}, &st3, t0)
-	if d = Evaluate(Input{Spec: short, Observation: demandObs(11, 3, 0), LeadTime: Duration(90 * time.Second)}, &st3, t0.Add(170*time.Second)); d.DesiredReplicas != 11 {
+	Evaluate(Input{Spec: short, Observation: demandObs(11, 20, 0), LeadTime: lead}, &st3, t0)
+	if d = Evaluate(Input{Spec: short, Observation: demandObs(11, 3, 0), LeadTime: lead}, &st3, t0.Add(170*time.Second)); d.DesiredReplicas != 11 {
 		t.Fatalf("170 s after, window 0: desired %d, want 11 held by the 180 s hold\n%s", d.DesiredReplicas, d.Summary)
 	}
-	if d = Evaluate(Input{Spec: short, Observation: demandObs(11, 3, 0), LeadTime: Duration(90 * time.Second)}, &st3, t0.Add(190*time.Second)); d.DesiredReplicas != 2 {
+	if d = Evaluate(Input{Spec: short, Observation: demandObs(11, 3, 0), LeadTime: lead}, &st3, t0.Add(190*time.Second)); d.DesiredReplicas != 2 {
 		t.Fatalf("190 s after, window 0: desired %d, want 2\n%s", d.DesiredReplicas, d.Summary)
 	}
 }

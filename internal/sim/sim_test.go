@@ -244,7 +244,7 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 				return 10
 			}
 			return 20
-		}, 0.90, 1.05},
+		}, 0.92, 1.05},
 		// Added from a later sweep of new shapes, unseen until then, with floors where they came out: the
 		// weak spots the README names. The sawtooth's first ramp and the sine's rises are met late (no ramp
 		// is projected in the first two lead times, and a ramp from a trough is fitted with the flat part
@@ -253,7 +253,10 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 		// served after each drop, held for two lead times (26% more node-hours than static); 16% once the
 		// season it repeats vetoes a projection one period ago contradicts. The sine met 89.5-91% until its
 		// season forecast its rises (policy/season.go), 93% for 3.5% fewer node-hours, 96.7% since a rise from
-		// a trough is projected at its own slope (policy.rampSinceTurn), not a line's through the trough.
+		// a trough is projected at its own slope (policy.rampSinceTurn), not a line's through the trough. The
+		// step met 88.7%, the dip 90% and the square wave 91.2% while a backlog was sized as read at the
+		// order, not as the capacity ordered meets it a lead time later (policy.backlogGrowth): 92%, 90.8%
+		// and 92.4%.
 		{"a sawtooth (5 to 25 req/s over 10 min, then back)", 2 * time.Hour, func(t time.Duration) float64 {
 			return 5 + 20*math.Mod(t.Minutes(), 10)/10
 		}, 0.945, 1.2},
@@ -265,13 +268,13 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 				return 10
 			}
 			return 20
-		}, 0.885, 1.05},
+		}, 0.905, 1.05},
 		{"a step up (10 to 25 req/s at 40 min)", 90 * time.Minute, func(t time.Duration) float64 {
 			if t > 40*time.Minute {
 				return 25
 			}
 			return 10
-		}, 0.875, 1},
+		}, 0.915, 1},
 	})
 }
 
@@ -308,7 +311,9 @@ func holdShapes(t *testing.T, gen func(time.Duration, uint64, func(time.Duration
 // room for the rises seen (riseQuantile) covers the smaller steps of an hour, not the largest. Keeping
 // room for one rise in twenty instead of one in ten met the square wave at 89% (for 2% more node-hours),
 // the plateaus at 83% (9% more) and the sine at 98.5%, but cost the conversation trace 3.5% more and the
-// single step of TestOnShapesItWasNotTunedOn 15%.
+// single step of TestOnShapesItWasNotTunedOn 15%. Sizing a backlog as the capacity ordered meets it, grown
+// for the lead time (policy.backlogGrowth), and not holding its drain once it has drained, met the square
+// wave at 78% (74%) and the plateaus at 83.2% (81.9%), and 86-87% (73-75%) on three other seeds.
 func TestOnASweepOfHeavyTailedShapes(t *testing.T) {
 	holdShapes(t, heavyTailed, 5, []shape{
 		{"a square wave of 40 minutes (10 and 22 req/s)", 2 * time.Hour, func(t time.Duration) float64 {
@@ -316,10 +321,10 @@ func TestOnASweepOfHeavyTailedShapes(t *testing.T) {
 				return 10
 			}
 			return 22
-		}, 0.72, 1},
+		}, 0.775, 1},
 		{"plateaus of 15 minutes (8 to 20 req/s, +-15% within)", 2 * time.Hour, func(t time.Duration) float64 {
 			return []float64{8, 14, 10, 20, 12, 16, 9, 18}[int(t/(15*time.Minute))%8] * (1 + 0.15*math.Sin(t.Minutes()*3.1))
-		}, 0.80, 1},
+		}, 0.825, 1},
 		// 85% at 8% more node-hours before its season forecast the rises (policy/season.go); 95.4% until a
 		// rise from a trough was projected at its own slope (policy.rampSinceTurn).
 		{"a sine of 20 minutes on a slow rise (12 +- 6 req/s, +3 an hour)", 2 * time.Hour, func(t time.Duration) float64 {
