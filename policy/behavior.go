@@ -511,9 +511,9 @@ type TimedRecommendation struct {
 	Replicas  int32 `json:"replicas"`
 	Projected int32 `json:"projected,omitempty"`
 	// Forecastable is the recommendation for a Demand metric's arrivals alone, when a backlog to drain made
-	// Replicas higher. Capacity that drains a backlog is needed while there is one, which the evaluations
-	// then read: the scale-down window holds the arrivals' (held too, the drain of a step's backlog kept
-	// its replicas a window after it had drained). And a burst served late leaves a backlog, and the next
+	// Replicas higher. The scale-down window holds it, not Replicas: capacity that drains a backlog is
+	// needed while there is one, and each evaluation reads the backlog then (held, a step's drain kept its
+	// replicas a window after the backlog had gone). And a burst served late leaves a backlog, and the next
 	// burst, met by capacity ordered ahead of it, needs none of the replicas that drained it.
 	Forecastable *int32    `json:"forecastable,omitempty"`
 	Time         time.Time `json:"time"`

@@ -496,12 +496,12 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 	if len(trend) > 0 {
 		rising = " (" + strings.Join(trend, "; ") + ")"
 	}
-	waiting := formatNumber(backlog)
+	backlogNote := formatNumber(backlog)
 	if growth > 0 {
-		waiting += fmt.Sprintf(" (+%s by the time new capacity serves)", formatNumber(growth))
+		backlogNote += fmt.Sprintf(" (+%s by the time new capacity serves)", formatNumber(growth))
 	}
 	p.Note = fmt.Sprintf("%s req/s x %ss%s + backlog %s over lead time %s = %s busy slots, %s per replica",
-		formatNumber(r.Arrivals), formatNumber(service), rising, waiting, time.Duration(lead*float64(time.Second)).Round(time.Second),
+		formatNumber(r.Arrivals), formatNumber(service), rising, backlogNote, time.Duration(lead*float64(time.Second)).Round(time.Second),
 		formatNumber(slots), formatNumber(per))
 	if n, ok := d.sloReplicas(arrivals+(backlog+growth)/lead, service); ok && float64(n) > want {
 		want = float64(n)
@@ -543,7 +543,7 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 // replica serves after that. The backlog read now is not all that capacity meets: after a step, the queue
 // the replicas serving then build goes on growing for the whole lead time, and capacity sized for the
 // backlog of the order's time drained the one it met over minutes more, late for every request behind it
-// (a step from 10 to 25 req/s: 88.7% within the SLO, 92.1% sized for the backlog it meets).
+// (a step from 10 to 25 req/s: 88.7% within the SLO, 92% sized for the backlog it meets).
 func backlogGrowth(arrivals, service, concurrency float64, ready int, committed int32, waited, lead float64) float64 {
 	perReplica := concurrency / service
 	onItsWay := min(waited, lead)
