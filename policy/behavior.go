@@ -33,6 +33,34 @@ type State struct {
 	LastDemandMinute time.Time `json:"lastDemandMinute,omitzero"`
 	// BurstStarts are the times of the last two burst starts seen by a Demand metric (at most two).
 	BurstStarts []time.Time `json:"burstStarts,omitempty"`
+	// LastBacklog is the Demand metric's last backlog reading and the replicas ready then, for the
+	// backlog's growth (see backlogRise).
+	LastBacklog *BacklogReading `json:"lastBacklog,omitempty"`
+}
+
+// BacklogReading is a backlog read at a time, with the replicas ready then.
+type BacklogReading struct {
+	Waiting float64   `json:"waiting"`
+	Ready   int32     `json:"ready"`
+	Time    time.Time `json:"time"`
+}
+
+// backlogRise records a Demand metric's backlog and returns how fast it grew since the last reading, in
+// requests per second: 0 when it did not grow, and when the growth does not measure the arrivals. That is
+// when the replicas serving changed between the readings (replicas that just became ready take requests
+// the backlog would have held; counted at full batches they would read as arrivals), or when the last
+// reading is older than two evaluation intervals (a pause, a restart) or none is kept.
+func (s *State) backlogRise(waiting float64, ready int32, now time.Time, interval time.Duration) float64 {
+	last := s.LastBacklog
+	s.LastBacklog = &BacklogReading{Waiting: waiting, Ready: ready, Time: now}
+	if last == nil || last.Ready != ready {
+		return 0
+	}
+	elapsed := now.Sub(last.Time)
+	if elapsed <= 0 || (interval > 0 && elapsed > 2*interval) {
+		return 0
+	}
+	return max(waiting-last.Waiting, 0) / elapsed.Seconds()
 }
 
 // TimedValue is a reading at a time.

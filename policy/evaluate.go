@@ -206,6 +206,9 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 		if service, ok := demandServiceTime(src, r); ok {
 			in.demandRise, in.unprojected = st.demandTrend(r.Arrivals*service, now, lead, projectionHorizon(src, lead, interval), src.rateWindow())
 		}
+		if r.Backlog != nil {
+			in.backlogRise = st.backlogRise(*r.Backlog, obs.ReadyReplicas(), now, interval)
+		}
 	}
 	// seen is the proposal for the demand as read (no projected rise); forecastable for the arrivals alone
 	// (no backlog either), what a burst cycle's forecast orders for the next burst.

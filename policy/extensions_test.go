@@ -308,6 +308,41 @@ func TestTheBacklogIsSizedAsNewCapacityWillMeetIt(t *testing.T) {
 	}
 }
 
+// A step is read by the backlog before the rate's window: replicas serving full batches leave the rest
+// waiting, so the arrivals are at least what they serve plus how fast the backlog grows.
+func TestTheBacklogsGrowthReadsArrivalsTheRateWindowHasNotYet(t *testing.T) {
+	spec := demandSpec(4 * time.Minute)
+	interval := Duration(15 * time.Second)
+	at := t0.Add(15 * time.Second)
+	// 6 ready replicas serve 6 x 16 / 7 = 13.7 req/s at full batches; the backlog grew 200 in 15 s, 13.3 a
+	// second: 27 req/s arrive, where the rate's window reads 15 so far. 27 x 7 + (300 + 13.3 x 240) x 7 /
+	// 240 = 291 busy slots at 12.8 -> 23.
+	var st State
+	Evaluate(Input{Spec: spec, Observation: demandObs(6, 12, 100), EvaluationInterval: interval}, &st, t0)
+	d := Evaluate(Input{Spec: spec, Observation: demandObs(6, 15, 300), EvaluationInterval: interval}, &st, at)
+	if d.Proposal != 23 || !strings.Contains(d.Metrics[0].Note, "the backlog grows 13.333 a second") {
+		t.Fatalf("a growing backlog on saturated replicas: proposal %d, want 23\n%s", d.Proposal, d.Summary)
+	}
+	// The rate read alone: 15 x 7 + (300 + 1.3 x 240) x 7 / 240 = 123 busy slots -> 10.
+	for _, c := range []struct {
+		why      string
+		last     BacklogReading
+		arrivals float64
+		want     int32
+	}{
+		{"replicas became ready between the readings", BacklogReading{Waiting: 100, Ready: 5, Time: t0}, 15, 10},
+		{"the backlog fell", BacklogReading{Waiting: 500, Ready: 6, Time: t0}, 15, 10},
+		{"the last reading is older than two intervals", BacklogReading{Waiting: 100, Ready: 6, Time: t0.Add(-time.Minute)}, 15, 10},
+		// 13 x 7 + 300 x 7 / 240 = 100 busy slots -> 8.
+		{"the rate read is below the replicas' full batches", BacklogReading{Waiting: 100, Ready: 6, Time: t0}, 13, 8},
+	} {
+		st := State{LastBacklog: &c.last}
+		if d := Evaluate(Input{Spec: spec, Observation: demandObs(6, c.arrivals, 300), EvaluationInterval: interval}, &st, at); d.Proposal != c.want {
+			t.Errorf("%s: proposal %d, want %d\n%s", c.why, d.Proposal, c.want, d.Summary)
+		}
+	}
+}
+
 func TestDemandUsesTheMeasuredLeadTimeAndHoldsCapacityThroughTheCycle(t *testing.T) {
 	spec := demandSpec(0) // lead time: measured
 	lead := Duration(90 * time.Second)

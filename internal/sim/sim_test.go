@@ -192,8 +192,12 @@ func TestSurgeGivesOneScaleOutAndTheScaleInLosesNothing(t *testing.T) {
 	for _, n := range sched {
 		peak = max(peak, n)
 	}
-	// The backlog built during the lead time is drained with extra capacity, sized over the lead time.
-	if maxNodes > peak*16/10 {
+	// The backlog built during the lead time is drained with extra capacity, sized over the lead time: 29
+	// nodes for the oracle's 18, as the backlog the capacity meets (4,300 requests, about 10 replicas'
+	// worth over a lead time) is sized 26 s after the step from the backlog's growth (27 nodes and 75.6%
+	// met when the backlog of the order's time was sized and the step read over the rate's window; 83.2%
+	// now). Capacity on its way ordered again would double the order.
+	if maxNodes > peak*17/10 {
 		t.Errorf("up to %d nodes for a peak the oracle covers with %d: capacity on its way was ordered again", maxNodes, peak)
 	}
 	if ours.LostRequests != 0 {
@@ -244,7 +248,7 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 				return 10
 			}
 			return 20
-		}, 0.92, 1.05},
+		}, 0.925, 1.05},
 		// Added from a later sweep of new shapes, unseen until then, with floors where they came out: the
 		// weak spots the README names. The sawtooth's first ramp and the sine's rises are met late (no ramp
 		// is projected in the first two lead times, and a ramp from a trough is fitted with the flat part
@@ -256,7 +260,8 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 		// a trough is projected at its own slope (policy.rampSinceTurn), not a line's through the trough. The
 		// step met 88.7%, the dip 90% and the square wave 91.2% while a backlog was sized as read at the
 		// order, not as the capacity ordered meets it a lead time later (policy.backlogGrowth): 92%, 90.8%
-		// and 92.4%.
+		// and 92.4%; 93%, 92.2% and 93% since the arrivals are read from the backlog's growth while the
+		// replicas are saturated, a window before the rate's window reads them.
 		{"a sawtooth (5 to 25 req/s over 10 min, then back)", 2 * time.Hour, func(t time.Duration) float64 {
 			return 5 + 20*math.Mod(t.Minutes(), 10)/10
 		}, 0.945, 1.2},
@@ -268,13 +273,13 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 				return 10
 			}
 			return 20
-		}, 0.905, 1.05},
+		}, 0.92, 1.05},
 		{"a step up (10 to 25 req/s at 40 min)", 90 * time.Minute, func(t time.Duration) float64 {
 			if t > 40*time.Minute {
 				return 25
 			}
 			return 10
-		}, 0.915, 1},
+		}, 0.925, 1},
 	})
 }
 
@@ -313,7 +318,8 @@ func holdShapes(t *testing.T, gen func(time.Duration, uint64, func(time.Duration
 // the plateaus at 83% (9% more) and the sine at 98.5%, but cost the conversation trace 3.5% more and the
 // single step of TestOnShapesItWasNotTunedOn 15%. Sizing a backlog as the capacity ordered meets it, grown
 // for the lead time (policy.backlogGrowth), and not holding its drain once it has drained, met the square
-// wave at 78% (74%) and the plateaus at 83.2% (81.9%), and 86-87% (73-75%) on three other seeds.
+// wave at 78% (74%) and the plateaus at 83.2% (81.9%), and 86-87% (73-75%) on three other seeds; reading
+// the arrivals from the backlog's growth while the replicas are saturated, 88% and 84.6%.
 func TestOnASweepOfHeavyTailedShapes(t *testing.T) {
 	holdShapes(t, heavyTailed, 5, []shape{
 		{"a square wave of 40 minutes (10 and 22 req/s)", 2 * time.Hour, func(t time.Duration) float64 {
@@ -321,10 +327,10 @@ func TestOnASweepOfHeavyTailedShapes(t *testing.T) {
 				return 10
 			}
 			return 22
-		}, 0.775, 1},
+		}, 0.875, 1},
 		{"plateaus of 15 minutes (8 to 20 req/s, +-15% within)", 2 * time.Hour, func(t time.Duration) float64 {
 			return []float64{8, 14, 10, 20, 12, 16, 9, 18}[int(t/(15*time.Minute))%8] * (1 + 0.15*math.Sin(t.Minutes()*3.1))
-		}, 0.825, 1},
+		}, 0.84, 1},
 		// 85% at 8% more node-hours before its season forecast the rises (policy/season.go); 95.4% until a
 		// rise from a trough was projected at its own slope (policy.rampSinceTurn).
 		{"a sine of 20 minutes on a slow rise (12 +- 6 req/s, +3 an hour)", 2 * time.Hour, func(t time.Duration) float64 {
