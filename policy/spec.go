@@ -88,9 +88,14 @@ type MetricSpec struct {
 // By Little's law the busy slots are arrivals x service time; the backlog is sized to drain over the lead
 // time (the time from ordering capacity to it serving), so a queue built during a burst does not order
 // capacity that would arrive after it has drained; capacity is held for HoldFor after load falls; and when
-// bursts recur, capacity for the next one is ordered a lead time ahead of it.
+// bursts recur, capacity for the next one is ordered a lead time ahead of it. The backlog is the one the
+// capacity will meet: while requests wait it grows by the arrivals beyond what the replicas serve at full
+// batches until the capacity on its way serves; and while they are saturated, the arrivals are at least
+// what they serve plus the backlog's growth (read an evaluation after a step, where the rate's window takes
+// a window).
 //
-//	replicas = ceil((arrivals x serviceTime + backlog x serviceTime / leadTime) / (concurrency x targetUtilization))
+//	replicas = ceil((arrivals x serviceTime + (backlog + its growth until capacity serves) x serviceTime / leadTime)
+//	                / (concurrency x targetUtilization))
 type DemandSource struct {
 	// Arrivals is the request rate in requests per second, e.g. sum(rate(lorax_request_count[1m])).
 	Arrivals MetricIdentifier `json:"arrivals"`
