@@ -207,7 +207,7 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 			in.demandRise, in.unprojected = st.demandTrend(r.Arrivals*service, now, lead, projectionHorizon(src, lead, interval), src.rateWindow())
 		}
 		if r.Backlog != nil {
-			in.backlogRise = st.backlogRise(*r.Backlog, obs.ReadyReplicas(), now, interval)
+			in.backlogRise = st.backlogRise(*r.Backlog, d.ReadyReplicas, now, interval)
 		}
 	}
 	// seen is the proposal for the demand as read (no projected rise); forecastable for the arrivals alone

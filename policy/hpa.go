@@ -484,7 +484,8 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 	if r.Backlog != nil && *r.Backlog > 0 {
 		backlog = *r.Backlog
 		ready := readyPodCount(in.pods)
-		served := float64(ready) * float64(d.Concurrency) / service
+		perReplica := float64(d.Concurrency) / service // what one replica serves at full batches, req/s
+		served := float64(ready) * perReplica
 		// Saturated replicas serve their full batches, and the arrivals beyond that wait: the arrivals are
 		// at least what they serve plus the backlog's growth. The rate read over its window reaches that
 		// level a window after a step; the backlog shows it at the next evaluation. Only when the rate read
@@ -497,7 +498,7 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 			fromBacklog = fmt.Sprintf(" (the %s read over the rate's window is behind: %d ready replicas serve %s at full batches and the backlog grows %s a second)",
 				formatNumber(r.Arrivals), ready, formatNumber(served), formatNumber(in.backlogRise))
 		}
-		growth = backlogGrowth(arrivalsNow, service, float64(d.Concurrency), ready, in.current, in.waiting.Seconds(), lead)
+		growth = backlogGrowth(arrivalsNow, perReplica, ready, in.current, in.waiting.Seconds(), lead)
 	}
 	// The projected rise in slots, as requests of today's service time.
 	arrivals := arrivalsNow + in.demandRise/service
@@ -556,15 +557,14 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 	}
 }
 
-// backlogGrowth is how far the backlog grows before capacity ordered now serves, a lead time from now.
-// Arrivals beyond what the ready replicas serve at full batches pile up until the capacity on its way
-// serves (its oldest wave has waited part of the lead time already), and beyond what every committed
-// replica serves after that. The backlog read now is not all that capacity meets: after a step, the queue
+// backlogGrowth is how far the backlog grows before capacity ordered now serves, a lead time from now,
+// each replica serving perReplica requests a second at full batches. Arrivals beyond what the ready
+// replicas serve pile up until the capacity on its way serves (its oldest wave has waited part of the lead
+// time already), and beyond what every committed replica serves after that. The backlog read now is not all that capacity meets: after a step, the queue
 // the replicas serving then build goes on growing for the whole lead time, and capacity sized for the
 // backlog of the order's time drained the one it met over minutes more, late for every request behind it
 // (a step from 10 to 25 req/s: 88.7% within the SLO, 92% sized for the backlog it meets).
-func backlogGrowth(arrivals, service, concurrency float64, ready int, committed int32, waited, lead float64) float64 {
-	perReplica := concurrency / service
+func backlogGrowth(arrivals, perReplica float64, ready int, committed int32, waited, lead float64) float64 {
 	onItsWay := min(waited, lead)
 	return max(arrivals-float64(ready)*perReplica, 0)*(lead-onItsWay) + max(arrivals-float64(committed)*perReplica, 0)*onItsWay
 }
