@@ -100,10 +100,10 @@ type Decision struct {
 func Evaluate(in Input, st *State, now time.Time) Decision {
 	spec := in.Spec.WithDefaults()
 	lead := leadTime(spec, in.LeadTime, in.Waiting)
-	cycle := st.burstCycle(now)
-	spec = holdForDemand(spec, lead, cycle > 0)
+	cycle := st.cycle(now)
+	spec = holdForDemand(spec, lead, cycle.regular(lead))
 	obs := in.Observation
-	st.trim(spec, now, cycle)
+	st.trim(spec, now, cycle.longest)
 
 	d := Decision{Time: now, CurrentReplicas: obs.SpecReplicas, ReadyReplicas: obs.ReadyReplicas()}
 	committed := obs.SpecReplicas
@@ -151,7 +151,7 @@ func Evaluate(in Input, st *State, now time.Time) Decision {
 }
 
 // decideReplicas runs the HPA's reconcile step and our extensions, recording limits as it goes.
-func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current int32, now time.Time, lead, onItsWay, interval, cycle time.Duration) int32 {
+func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current int32, now time.Time, lead, onItsWay, interval time.Duration, cycle burstCycle) int32 {
 	z := spec.ScaleToZero
 	activationKnown := obs.Activation != nil
 	if z != nil {
@@ -271,11 +271,19 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	} else if l.Kind != "" {
 		d.Limits = append(d.Limits, l)
 	}
-	if cycle > 0 {
+	if cycle.known() {
 		ahead := cycleAhead(lead)
 		if want := st.cycleForecast(now, cycle, ahead); want > stabilized {
-			d.limit(LimitBurstCycle, stabilized, want, fmt.Sprintf("bursts recur every %s: one cycle ago the arrivals of the next %s needed %d",
-				cycle.Round(time.Second), ahead.Round(time.Second), want))
+			seen := "one cycle ago the arrivals of the next " + ahead.Round(time.Second).String()
+			if cycle.spread() > 0 {
+				end := "now"
+				if e := cycle.shortest - ahead - cycle.spread(); e > 0 {
+					end = e.Round(time.Second).String() + " ago"
+				}
+				seen = fmt.Sprintf("the arrivals seen from %s ago (the longest gap) to %s (the shortest, less a lead time and a half and the gaps' spread)",
+					cycle.longest.Round(time.Second), end)
+			}
+			d.limit(LimitBurstCycle, stabilized, want, fmt.Sprintf("bursts recur %s: %s needed %d", cycle, seen, want))
 			stabilized = want
 		}
 	}
@@ -288,10 +296,11 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 		d.Limits = append(d.Limits, l)
 	}
 
-	if desired < current && cycle == 0 {
+	// A regular cycle's forecast orders capacity ahead of each burst, in place of these holds.
+	if desired < current && !cycle.regular(lead) {
 		desired = d.holdWhileDemandRises(st, current, desired, lead)
 	}
-	if desired < current && cycle == 0 {
+	if desired < current && !cycle.regular(lead) {
 		desired = d.keepHeadroomForRises(spec, obs, st, current, desired, lead)
 	}
 	waiting := waitingRequests(spec, obs)
@@ -346,8 +355,8 @@ func (d *Decision) holdWhileDemandRises(st *State, current, desired int32, lead 
 // reactive policy otherwise scales in at a trough and meets the next rise short. The headroom follows the
 // load's own volatility (a fixed utilization target is too much for a smooth load and too little for a
 // jumpy one). A burst is a rise too: early in the history (see riseQuantile) the first burst's capacity is
-// kept through the next of a cycle; once the cycle is known its forecast does this instead (the caller
-// skips this).
+// kept through the next of a cycle; once the cycle is regular its forecast does this instead (the caller
+// skips this), and bursts at irregular times keep theirs.
 func (d *Decision) keepHeadroomForRises(spec Spec, obs Observation, st *State, current, desired int32, lead time.Duration) int32 {
 	src, r := demandReading(spec, obs)
 	if r == nil || src.Concurrency <= 0 {
@@ -562,14 +571,14 @@ func (d *DemandSource) rateWindow() time.Duration {
 
 // holdForDemand lengthens the scale-down stabilization window to a Demand metric's hold (default twice the
 // lead time): capacity that took a lead time to arrive is not given back at the first dip. While bursts
-// recur the default hold gives way to the cycle's forecast; a hold the spec sets is kept.
-func holdForDemand(spec Spec, lead time.Duration, burstsRecur bool) Spec {
+// recur on a regular cycle the default hold gives way to the cycle's forecast; a hold the spec sets is kept.
+func holdForDemand(spec Spec, lead time.Duration, regularBursts bool) Spec {
 	for _, m := range spec.Metrics {
 		if m.Type != DemandMetric || m.Demand == nil {
 			continue
 		}
 		hold := m.Demand.HoldFor.D()
-		if hold == 0 && burstsRecur {
+		if hold == 0 && regularBursts {
 			// While bursts recur, the cycle's forecast orders capacity ahead of the next one: holding the last
 			// burst's capacity beyond the spec's own window would pay for most of the quiet part of each cycle
 			// (a hold the spec sets itself is kept).

@@ -518,22 +518,66 @@ func TestDemandNeitherExtrapolatesABurstNorMissesTheNextOfRecurringBursts(t *tes
 	if d = bursts(&st, spec, 12*time.Minute, 26*time.Minute, rate, &current); d.DesiredReplicas != 9 || !hasLimit(d, LimitRiseHeadroom) {
 		t.Fatalf("12 minutes after the first burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
-	// The second burst makes a cycle of 20 minutes. Between bursts capacity goes once the spec's own window
-	// (the HPA's 300 s) is over: the cycle's forecast, not the demand hold of twice the lead time (6 min),
-	// brings it back for the next burst, and one cycle ago the next 4.5 minutes were quiet.
-	if d = bursts(&st, spec, 26*time.Minute, 39*time.Minute+30*time.Second, rate, &current); d.DesiredReplicas > 2 {
+	// The second burst makes a cycle of 20 minutes, but one gap does not make it regular: the holds stay,
+	// and the second burst's capacity is kept for the third.
+	if d = bursts(&st, spec, 26*time.Minute, 39*time.Minute+30*time.Second, rate, &current); d.DesiredReplicas < 9 {
 		t.Fatalf("5.5 minutes after the second burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
-	if d = bursts(&st, spec, 39*time.Minute+30*time.Second, 42*time.Minute, rate, &current); d.DesiredReplicas > 2 {
-		t.Fatalf("8 minutes after the second burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	// The third burst (at 50 minutes) makes two gaps that agree. Between bursts capacity goes once the
+	// spec's own window (the HPA's 300 s) is over: the cycle's forecast, not the demand hold of twice the
+	// lead time (6 min), brings it back for the next burst, and one cycle ago the next 4.5 minutes were quiet.
+	if d = bursts(&st, spec, 39*time.Minute+30*time.Second, 59*time.Minute+30*time.Second, rate, &current); d.DesiredReplicas > 2 {
+		t.Fatalf("5.5 minutes after the third burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
-	// It comes back ahead of the third burst (at 50 minutes): 4.5 minutes ahead, one cycle ago, was a burst.
-	if d = bursts(&st, spec, 42*time.Minute, 47*time.Minute, rate, &current); d.DesiredReplicas != 11 || !hasLimit(d, LimitBurstCycle) {
-		t.Fatalf("3 minutes before the third burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	if d = bursts(&st, spec, 59*time.Minute+30*time.Second, 62*time.Minute, rate, &current); d.DesiredReplicas > 2 {
+		t.Fatalf("8 minutes after the third burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	}
+	// It comes back ahead of the fourth burst (at 70 minutes): 4.5 minutes ahead, one cycle ago, was a burst.
+	if d = bursts(&st, spec, 62*time.Minute, 67*time.Minute, rate, &current); d.DesiredReplicas != 11 || !hasLimit(d, LimitBurstCycle) {
+		t.Fatalf("3 minutes before the fourth burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
 	// When the bursts stop, two cycles after the last one nothing is forecast.
-	if d = bursts(&st, spec, 47*time.Minute, 100*time.Minute, func(time.Duration) float64 { return 2 }, &current); d.DesiredReplicas > 2 {
+	if d = bursts(&st, spec, 67*time.Minute, 130*time.Minute, func(time.Duration) float64 { return 2 }, &current); d.DesiredReplicas > 2 {
 		t.Fatalf("long after the last burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	}
+}
+
+// burstsAtIrregularTimes is 2 req/s with bursts of 20 req/s for 4 minutes at minutes 10, 35, 64 and 90: gaps
+// of 25, 29 and 26 minutes.
+func burstsAtIrregularTimes(at time.Duration) float64 {
+	for _, start := range []time.Duration{10, 35, 64, 90} {
+		if at >= start*time.Minute && at < (start+4)*time.Minute {
+			return 20
+		}
+	}
+	return 2
+}
+
+func TestBurstsAtIrregularTimesKeepTheirCapacityBetweenThem(t *testing.T) {
+	// Three gaps of 25 to 29 minutes: the bursts recur, but 4 minutes apart, more than a forecast's spare
+	// of half a lead time. Between them their capacity is kept (the holds stay), where a regular cycle's
+	// goes (above).
+	spec := demandSpec(3 * time.Minute)
+	var st State
+	current := int32(2)
+	d := bursts(&st, spec, 0, 104*time.Minute, burstsAtIrregularTimes, &current)
+	c := st.cycle(t0.Add(104 * time.Minute))
+	if c.gaps != 3 || c.shortest > 25*time.Minute+30*time.Second || c.longest < 28*time.Minute+30*time.Second || c.regular(3*time.Minute) {
+		t.Fatalf("cycle %+v from burst starts %v", c, st.BurstStarts)
+	}
+	// 14 minutes after the fourth burst's start the forecast asks for nothing (from 29 minutes ago to 25
+	// less a lead time and a half and the spread, 16.5 ago, was quiet); the rises seen keep the capacity.
+	if want := st.cycleForecast(t0.Add(104*time.Minute), c, cycleAhead(3*time.Minute)); want > 2 {
+		t.Fatalf("the forecast between bursts: %d", want)
+	}
+	if d.DesiredReplicas < 9 || !hasLimit(d, LimitRiseHeadroom) {
+		t.Fatalf("14 minutes after the fourth burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	}
+	// The window spans the gaps seen: at 110 minutes, from 81 to 93.5, the fourth burst's replicas; the
+	// record names both gaps.
+	d = bursts(&st, spec, 104*time.Minute, 110*time.Minute, burstsAtIrregularTimes, &current)
+	if want := st.cycleForecast(t0.Add(110*time.Minute), c, cycleAhead(3*time.Minute)); want != 11 || !strings.Contains(d.Summary, "bursts recur every 25m") {
+		t.Fatalf("the forecast at 110 minutes: %d, want the fourth burst's 11\n%s", want, d.Summary)
 	}
 }
 
@@ -547,8 +591,8 @@ func TestTheBurstThatMakesTheCycleKnownFindsItsForecast(t *testing.T) {
 	current := int32(2)
 	bursts(&st, spec, 0, 30*time.Minute+30*time.Second, burstsEvery20Minutes, &current)
 	now := t0.Add(30*time.Minute + 30*time.Second)
-	cycle := st.burstCycle(now)
-	if cycle != 20*time.Minute {
+	cycle := st.cycle(now)
+	if cycle.shortest != 20*time.Minute || cycle.spread() != 0 {
 		t.Fatalf("cycle %s after the second burst's start, burst starts %v", cycle, st.BurstStarts)
 	}
 	if want := st.cycleForecast(now, cycle, cycleAhead(3*time.Minute)); want != 11 {
@@ -814,7 +858,7 @@ func TestRecommendationsOlderThanTheWindowsAreKeptOneAMinute(t *testing.T) {
 	var st State
 	current := int32(2)
 	bursts(&st, spec, 0, 47*time.Minute, rate, &current)
-	if st.burstCycle(t0.Add(47*time.Minute)) != 20*time.Minute {
+	if c := st.cycle(t0.Add(47 * time.Minute)); c.shortest != 20*time.Minute || c.spread() != 0 {
 		t.Fatalf("no cycle learned: %v", st.BurstStarts)
 	}
 	// The scale-down window (the HPA's 300 s, the hold of 6 min) at 15 s: 24; the rest of the cycle: 14 minutes.
@@ -1074,7 +1118,7 @@ func TestASetHoldIsKeptWhileBurstsRecur(t *testing.T) {
 	if d := bursts(&st, spec, 0, 39*time.Minute+30*time.Second, burstsEvery20Minutes, &current); d.DesiredReplicas != 11 {
 		t.Fatalf("5.5 minutes after the second burst with an 8-minute hold: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
-	if st.burstCycle(t0.Add(39*time.Minute)) != 20*time.Minute {
+	if c := st.cycle(t0.Add(39 * time.Minute)); c.shortest != 20*time.Minute || c.spread() != 0 {
 		t.Fatalf("no cycle learned: %v", st.BurstStarts)
 	}
 }

@@ -125,9 +125,10 @@ type DemandSource struct {
 	// HoldFor keeps capacity after the demand falls (default twice the lead time; the scale-in's headroom for
 	// the rises seen keeps the last lead time's highest level, so a shorter hold is in effect a lead time).
 	// When bursts recur (the last two began at most an hour apart), capacity for the next one is ordered
-	// ahead of it (the arrivals seen one cycle ago over the next lead time and a half), and that forecast
-	// takes the place of the default hold: the behavior's own scale-down window applies (a HoldFor set here
-	// still does).
+	// ahead of it (the arrivals seen one cycle ago over the next lead time and a half, the window widened by
+	// how much the gaps between bursts differ). Once the cycle is regular (two gaps or more, within half a
+	// lead time of each other), that forecast takes the place of the default hold: the behavior's own
+	// scale-down window applies (a HoldFor set here still does).
 	HoldFor Duration `json:"holdFor,omitempty"`
 }
 
