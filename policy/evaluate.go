@@ -103,7 +103,8 @@ func Evaluate(in Input, st *State, now time.Time) Decision {
 	cycle := st.cycle(now)
 	spec = holdForDemand(spec, lead, cycle.regular(lead))
 	obs := in.Observation
-	st.trim(spec, now, cycle.longest)
+	forecastFrom, _ := cycle.forecastWindow(now, lead)
+	st.trim(spec, now, forecastFrom)
 
 	d := Decision{Time: now, CurrentReplicas: obs.SpecReplicas, ReadyReplicas: obs.ReadyReplicas()}
 	committed := obs.SpecReplicas
@@ -272,16 +273,22 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 		d.Limits = append(d.Limits, l)
 	}
 	if cycle.known() {
-		ahead := cycleAhead(lead)
-		if want := st.cycleForecast(now, cycle, ahead); want > stabilized {
-			seen := "one cycle ago the arrivals of the next " + ahead.Round(time.Second).String()
-			if cycle.spread() > 0 {
+		from, to := cycle.forecastWindow(now, lead)
+		if want := st.cycleForecast(from, to); want > stabilized {
+			var seen string
+			switch ahead := cycleAhead(lead); {
+			case !cycle.regular(lead):
+				seen = fmt.Sprintf("at irregular times (a regular cycle has two gaps or more, within %s of each other): the highest burst since %s",
+					(lead / 2).Round(time.Second), from.Add(time.Minute).UTC().Format(time.TimeOnly))
+			case cycle.spread() == 0:
+				seen = "one cycle ago the arrivals of the next " + ahead.Round(time.Second).String()
+			default:
 				end := "now"
-				if e := cycle.shortest - ahead - cycle.spread(); e > 0 {
-					end = e.Round(time.Second).String() + " ago"
+				if to.Before(now) {
+					end = now.Sub(to).Round(time.Second).String() + " ago"
 				}
-				seen = fmt.Sprintf("the arrivals seen from %s ago (the longest gap) to %s (the shortest, less a lead time and a half and the gaps' spread)",
-					cycle.longest.Round(time.Second), end)
+				seen = fmt.Sprintf("the arrivals seen from %s ago (the longest gap) to %s (the shortest, less %s ahead and the gaps' spread)",
+					cycle.longest.Round(time.Second), end, ahead.Round(time.Second))
 			}
 			d.limit(LimitBurstCycle, stabilized, want, fmt.Sprintf("bursts recur %s: %s needed %d", cycle, seen, want))
 			stabilized = want

@@ -542,42 +542,41 @@ func TestDemandNeitherExtrapolatesABurstNorMissesTheNextOfRecurringBursts(t *tes
 	}
 }
 
-// burstsAtIrregularTimes is 2 req/s with bursts of 20 req/s for 4 minutes at minutes 10, 35, 64 and 90: gaps
-// of 25, 29 and 26 minutes.
+// burstsAtIrregularTimes is 2 req/s with bursts for 4 minutes at minutes 10, 35, 64 and 90 (gaps of 25, 29
+// and 26 minutes), of 20 req/s but the second's 30.
 func burstsAtIrregularTimes(at time.Duration) float64 {
 	for _, start := range []time.Duration{10, 35, 64, 90} {
 		if at >= start*time.Minute && at < (start+4)*time.Minute {
+			if start == 35 {
+				return 30
+			}
 			return 20
 		}
 	}
 	return 2
 }
 
-func TestBurstsAtIrregularTimesKeepTheirCapacityBetweenThem(t *testing.T) {
-	// Three gaps of 25 to 29 minutes: the bursts recur, but 4 minutes apart, more than a forecast's spare
-	// of half a lead time. Between them their capacity is kept (the holds stay), where a regular cycle's
-	// goes (above).
+func TestBurstsAtIrregularTimesKeepTheHighestBurstsCapacity(t *testing.T) {
+	// Gaps of 25 to 29 minutes: the bursts recur, but 4 minutes apart, more than a forecast's spare of half
+	// a lead time. The next may come as soon as any gap seen and be as high as any burst seen: the forecast
+	// keeps the highest burst of the last hour, as a static size would, where a regular cycle's capacity
+	// goes between bursts (above).
 	spec := demandSpec(3 * time.Minute)
 	var st State
 	current := int32(2)
-	d := bursts(&st, spec, 0, 104*time.Minute, burstsAtIrregularTimes, &current)
-	c := st.cycle(t0.Add(104 * time.Minute))
-	if c.gaps != 3 || c.shortest > 25*time.Minute+30*time.Second || c.longest < 28*time.Minute+30*time.Second || c.regular(3*time.Minute) {
+	d := bursts(&st, spec, 0, 88*time.Minute, burstsAtIrregularTimes, &current)
+	c := st.cycle(t0.Add(88 * time.Minute))
+	if c.gaps != 2 || c.shortest > 25*time.Minute+30*time.Second || c.longest < 28*time.Minute+30*time.Second || c.regular(3*time.Minute) {
 		t.Fatalf("cycle %+v from burst starts %v", c, st.BurstStarts)
 	}
-	// 14 minutes after the fourth burst's start the forecast asks for nothing (from 29 minutes ago to 25
-	// less a lead time and a half and the spread, 16.5 ago, was quiet); the rises seen keep the capacity.
-	if want := st.cycleForecast(t0.Add(104*time.Minute), c, cycleAhead(3*time.Minute)); want > 2 {
-		t.Fatalf("the forecast between bursts: %d", want)
+	// 24 minutes after the third burst's start, the second's 30 req/s x 7 s / 12.8 -> 17.
+	if d.DesiredReplicas != 17 || !strings.Contains(d.Summary, "at irregular times") {
+		t.Fatalf("before the fourth burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
-	if d.DesiredReplicas < 9 || !hasLimit(d, LimitRiseHeadroom) {
+	// Once the second burst is more than an hour old, the others' 11.
+	d = bursts(&st, spec, 88*time.Minute, 104*time.Minute, burstsAtIrregularTimes, &current)
+	if d.DesiredReplicas != 11 || !hasLimit(d, LimitBurstCycle) {
 		t.Fatalf("14 minutes after the fourth burst: %d replicas\n%s", d.DesiredReplicas, d.Summary)
-	}
-	// The window spans the gaps seen: at 110 minutes, from 81 to 93.5, the fourth burst's replicas; the
-	// record names both gaps.
-	d = bursts(&st, spec, 104*time.Minute, 110*time.Minute, burstsAtIrregularTimes, &current)
-	if want := st.cycleForecast(t0.Add(110*time.Minute), c, cycleAhead(3*time.Minute)); want != 11 || !strings.Contains(d.Summary, "bursts recur every 25m") {
-		t.Fatalf("the forecast at 110 minutes: %d, want the fourth burst's 11\n%s", want, d.Summary)
 	}
 }
 
@@ -595,7 +594,7 @@ func TestTheBurstThatMakesTheCycleKnownFindsItsForecast(t *testing.T) {
 	if cycle.shortest != 20*time.Minute || cycle.spread() != 0 {
 		t.Fatalf("cycle %s after the second burst's start, burst starts %v", cycle, st.BurstStarts)
 	}
-	if want := st.cycleForecast(now, cycle, cycleAhead(3*time.Minute)); want != 11 {
+	if want := st.cycleForecast(cycle.forecastWindow(now, 3*time.Minute)); want != 11 {
 		t.Fatalf("the forecast at the second burst: %d, want the first burst's 11", want)
 	}
 }
@@ -851,18 +850,25 @@ func TestARampIsProjectedToWhenTheNextOrderCouldServe(t *testing.T) {
 }
 
 func TestRecommendationsOlderThanTheWindowsAreKeptOneAMinute(t *testing.T) {
-	// Recurring bursts keep a cycle (20 minutes) of recommendations for the forecast; past the windows one a
-	// minute, the highest, is kept: the state every evaluation records stays small.
+	// Recurring bursts keep a cycle (20 minutes) of recommendations for the forecast once it is regular, and
+	// those since the first burst before; past the windows one a minute, the highest, is kept: the state
+	// every evaluation records stays small.
 	rate := burstsEvery20Minutes
 	spec := demandSpec(3 * time.Minute)
 	var st State
 	current := int32(2)
 	bursts(&st, spec, 0, 47*time.Minute, rate, &current)
-	if c := st.cycle(t0.Add(47 * time.Minute)); c.shortest != 20*time.Minute || c.spread() != 0 {
+	// The scale-down window (the hold of 6 min) at 15 s: 24; 38 minutes back to a minute before the first
+	// burst, the rest one a minute.
+	if n := len(st.Recommendations); n > 24+33 {
+		t.Fatalf("%d recommendations kept 37 minutes after the first burst", n)
+	}
+	bursts(&st, spec, 47*time.Minute, 67*time.Minute, rate, &current)
+	if c := st.cycle(t0.Add(67 * time.Minute)); c.shortest != 20*time.Minute || !c.regular(3*time.Minute) {
 		t.Fatalf("no cycle learned: %v", st.BurstStarts)
 	}
-	// The scale-down window (the HPA's 300 s, the hold of 6 min) at 15 s: 24; the rest of the cycle: 14 minutes.
-	if n := len(st.Recommendations); n > 24+15 {
+	// The scale-down window (the HPA's 300 s) at 15 s: 20; the rest of the cycle: 15 minutes.
+	if n := len(st.Recommendations); n > 20+15 {
 		t.Fatalf("%d recommendations kept for a 20-minute cycle", n)
 	}
 	for i := 1; i < len(st.Recommendations); i++ {

@@ -353,7 +353,7 @@ func TestOnASweepOfHeavyTailedShapes(t *testing.T) {
 // by a scale-in: 70% in time, 84% since no burst is noted in an autoscaler's first lead time (the node-hours
 // alike). Its gaps (12 to 16 minutes) also disagree by more than the forecast's spare: forecast from the last
 // gap alone, with the holds let go between bursts, a burst that came early found a scale-in; 91% since the
-// forecast's window spans the gaps seen and the holds stay until the gaps agree (1.6% more node-hours).
+// forecast's window spans the gaps seen and the holds stay until the gaps agree (3.3% more node-hours).
 func TestOnJitteredBurstsTheTracesStartIsNotABurst(t *testing.T) {
 	holdShapes(t, synthetic, 11, []shape{{"jittered bursts after a sparse start", 2 * time.Hour, func(t time.Duration) float64 {
 		if t < 40*time.Second {
@@ -389,14 +389,16 @@ func burstsAtRandom(seed uint64, gapLo, gapHi float64) func(time.Duration) float
 
 // Bursts at random times (gaps of 10 to 20 minutes) are as short as the lead time: capacity ordered when
 // one starts serves as it ends, and only the capacity kept between them meets the next. Ours keeps it
-// (the scale-in's holds) until burst starts' gaps agree within half a lead time, which these never do.
-// When one gap made a cycle, its forecast (the next burst a gap after the last) took the holds' place, the
-// capacity went between bursts that came minutes early or late, and 51% of the requests were in time; 82%
-// now (the first burst, which no reactive policy meets, is 8% of the trace). A static size meets them all
-// for less: it pays for the highest burst all the time, where ours pays for each burst's backlog too.
+// (the scale-in's holds, and the highest burst of the last hour) until burst starts' gaps agree within
+// half a lead time, which these never do. When one gap made a cycle, its forecast (the next burst a gap
+// after the last) took the holds' place, the capacity went between bursts that came minutes early or
+// late, and 51% of the requests were in time; 82% with the holds kept, and the last burst's capacity,
+// short of a higher one; 92% now (the first burst, which no reactive policy meets, is 8% of the trace). A
+// static size meets them all for less: it has the highest burst's capacity from the start, where ours
+// pays for the first burst's backlog too.
 func TestOnBurstsAtRandomTimesTheirCapacityIsKept(t *testing.T) {
 	holdShapes(t, synthetic, 4, []shape{{"bursts at random times (20-30 req/s for 3-5 min, 10-20 min apart)", 2 * time.Hour,
-		burstsAtRandom(4, 10, 20), 0.8, 1.2}})
+		burstsAtRandom(4, 10, 20), 0.9, 1.2}})
 }
 
 // The conversation trace's arrivals more than double over its first four minutes and then level off. A
