@@ -573,9 +573,10 @@ func (c burstCycle) String() string {
 // At irregular times (the gaps disagree, or there is one) the next burst may come as soon as any gap seen
 // and be as high as any burst seen: the window reaches back to the oldest burst that began in the last
 // hour, a minute before its start (older recommendations are kept one a minute, at the minute's first
-// time), and keeps the highest of them, as a static size would. Bursts of 20 to 30 req/s at random times 10 to 20 minutes
-// apart met 74-84% of their requests with the last burst's capacity kept (three seeds), 82-92% with the
-// highest's, for 0-4% more node-hours; the first burst, which no reactive policy meets, is 8% of them.
+// time), and keeps the highest of them, as a static size would. Bursts of 20 to 30 req/s at random times
+// 10 to 20 minutes apart met 74-84% of their requests with the last burst's capacity kept (three seeds),
+// 82-92% with the highest's, for 0-4% more node-hours; the first burst, which no reactive policy meets, is
+// 8% of them.
 func (c burstCycle) forecastWindow(now time.Time, lead time.Duration) (from, to time.Time) {
 	if !c.known() {
 		return time.Time{}, time.Time{}

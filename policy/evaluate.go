@@ -278,8 +278,9 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 			var seen string
 			switch ahead := cycleAhead(lead); {
 			case !cycle.regular(lead):
-				seen = fmt.Sprintf("at irregular times (a regular cycle has two gaps or more, within %s of each other): the highest burst since %s",
-					(lead / 2).Round(time.Second), from.Add(time.Minute).UTC().Format(time.TimeOnly))
+				seen = fmt.Sprintf("at irregular times (a regular cycle has two gaps or more, within %s of each other): the arrivals seen "+
+					"from %s (the oldest burst of the last hour) to %s (one shortest gap ago, plus %s and the gaps' spread)",
+					(lead / 2).Round(time.Second), from.Add(time.Minute).UTC().Format(time.TimeOnly), to.UTC().Format(time.TimeOnly), ahead.Round(time.Second))
 			case cycle.spread() == 0:
 				seen = "one cycle ago the arrivals of the next " + ahead.Round(time.Second).String()
 			default:
@@ -287,7 +288,7 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 				if to.Before(now) {
 					end = now.Sub(to).Round(time.Second).String() + " ago"
 				}
-				seen = fmt.Sprintf("the arrivals seen from %s ago (the longest gap) to %s (the shortest, less %s ahead and the gaps' spread)",
+				seen = fmt.Sprintf("the arrivals seen from %s ago (the longest gap) to %s (one shortest gap ago, plus %s and the gaps' spread)",
 					cycle.longest.Round(time.Second), end, ahead.Round(time.Second))
 			}
 			d.limit(LimitBurstCycle, stabilized, want, fmt.Sprintf("bursts recur %s: %s needed %d", cycle, seen, want))
@@ -586,9 +587,9 @@ func holdForDemand(spec Spec, lead time.Duration, regularBursts bool) Spec {
 		}
 		hold := m.Demand.HoldFor.D()
 		if hold == 0 && regularBursts {
-			// While bursts recur, the cycle's forecast orders capacity ahead of the next one: holding the last
-			// burst's capacity beyond the spec's own window would pay for most of the quiet part of each cycle
-			// (a hold the spec sets itself is kept).
+			// While bursts recur on a regular cycle, its forecast orders capacity ahead of the next one:
+			// holding the last burst's capacity beyond the spec's own window would pay for most of the quiet
+			// part of each cycle (a hold the spec sets itself is kept).
 			continue
 		}
 		if hold == 0 {
