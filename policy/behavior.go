@@ -649,10 +649,11 @@ func (s *State) RecordScale(from, to int32, now time.Time) {
 func (s *State) trim(spec Spec, now time.Time, forecastFrom time.Time) {
 	b := spec.Behavior
 	window := time.Duration(max(*b.ScaleUp.StabilizationWindowSeconds, *b.ScaleDown.StabilizationWindowSeconds)) * time.Second
-	// A burst cycle's forecast reads the recommendations of one cycle ago; after a burst, those from its
-	// start on are kept for a cycle's longest, so the forecast can speak at the next burst, the one that
-	// makes the cycle known (when they went, the second burst found no forecast, and the holds it replaces
-	// were off: the second burst of 4 -> 28 req/s every 20 minutes was scaled in as it rose).
+	// A burst cycle's forecast reads the recommendations from forecastFrom on (one longest gap ago, or the
+	// oldest burst of the last hour: see burstCycle.forecastWindow). After a burst, those from its start on
+	// are kept for as long as a cycle can be (maxBurstCycle), so the forecast can speak at the next burst, the
+	// one that makes the cycle known (when they went, the second burst found no forecast, and the holds it
+	// replaces were off: the second burst of 4 -> 28 req/s every 20 minutes was scaled in as it rose).
 	keep := window
 	if !forecastFrom.IsZero() {
 		keep = max(keep, now.Sub(forecastFrom))
