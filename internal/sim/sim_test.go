@@ -401,6 +401,96 @@ func TestOnBurstsAtRandomTimesTheirCapacityIsKept(t *testing.T) {
 		burstsAtRandom(4, 10, 20), 0.9, 1.2}})
 }
 
+// randomWalk is a load that drifts: from 15 req/s, each minute's rate is the last one's times e^(0.12 z) for
+// a standard normal z (a rise or fall of about 12% a minute that does not come back), held between 4 and 35
+// req/s.
+func randomWalk(seed uint64) func(time.Duration) float64 {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	levels := []float64{15}
+	for range 200 {
+		levels = append(levels, min(35, max(4, levels[len(levels)-1]*math.Exp(0.12*rng.NormFloat64()))))
+	}
+	return func(t time.Duration) float64 { return levels[int(t.Minutes())] }
+}
+
+// gradualBursts is 5 req/s with bursts that ramp to 25 req/s over 4 minutes, stay 6 and ramp down over 4,
+// from minute 8, each the next after a gap (start to start) drawn between gapLo and gapHi minutes.
+func gradualBursts(seed uint64, gapLo, gapHi float64) func(time.Duration) float64 {
+	rng := rand.New(rand.NewPCG(seed, 99))
+	var starts []float64
+	for m := 8.0; m < 120; m += gapLo + (gapHi-gapLo)*rng.Float64() {
+		starts = append(starts, m)
+	}
+	return func(t time.Duration) float64 {
+		for _, start := range starts {
+			switch into := t.Minutes() - start; {
+			case into >= 0 && into < 4:
+				return 5 + 5*into
+			case into >= 4 && into < 10:
+				return 25
+			case into >= 10 && into < 14:
+				return 25 - 5*(into-10)
+			}
+		}
+		return 5
+	}
+}
+
+// answersThatLengthen is a Poisson trace like synthetic's whose answers are 20-200 tokens for half an hour
+// and 100-700 the next (a shift of the mix, say to summaries or code): the busy slots more than triple at
+// the same arrival rate, and the service time, read from completed requests, follows a while later.
+func answersThatLengthen(d time.Duration, seed uint64, rate func(t time.Duration) float64) []trace.Request {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	var out []trace.Request
+	for t := time.Duration(0); t < d; {
+		// Thinning against a bound of 200 req/s, as poisson does.
+		t += time.Duration(rng.ExpFloat64() / 200 * float64(time.Second))
+		if rng.Float64()*200 < rate(t) {
+			output := 20 + rng.IntN(180)
+			if int(t/(30*time.Minute))%2 == 1 {
+				output = 100 + rng.IntN(600)
+			}
+			out = append(out, trace.Request{At: t, Prompt: 1000, Output: int32(output)})
+		}
+	}
+	return out
+}
+
+// A fourth sweep of shapes, unseen until they were run, kept as regression guards with floors where they
+// came out, untuned. On every one ours loses nothing and costs fewer node-hours than hpa+ca; it is below
+// 99% on all of them, and on some below the HPA's attainment: a load that drifts (a random walk) rises
+// beyond the rises of its last hour, which the scale-in's room is read from, and a queue built on
+// saturated replicas makes every request behind it late; bursts that ramp over 4 minutes are neither a
+// burst (too slow to double within a quarter of a lead time) nor projected until they have lasted two
+// (a level shift read through the rate window explains their start), and their projection then overshoots
+// their top. See the README's fourth sweep for what was tried.
+func TestOnAFourthSweepOfUntunedShapes(t *testing.T) {
+	holdShapes(t, heavyTailed, 2, []shape{{"a random walk (15 req/s, +-12% a minute, held within 4-35)", 2 * time.Hour,
+		randomWalk(2), 0.92, 0.9}})
+	holdShapes(t, answersThatLengthen, 1, []shape{{"answers 4x longer every other half hour (10 req/s)", 2 * time.Hour,
+		func(time.Duration) float64 { return 10 }, 0.9, 0.9}})
+	holdShapes(t, synthetic, 1, []shape{
+		{"upstream outages (15 req/s, 2 for 3 min every 20, then 25 for 1)", 2 * time.Hour, func(t time.Duration) float64 {
+			switch m := t % (20 * time.Minute); {
+			case m >= 10*time.Minute && m < 13*time.Minute:
+				return 2
+			case m >= 13*time.Minute && m < 14*time.Minute:
+				return 25
+			}
+			return 15
+		}, 0.945, 1.05},
+		{"bursts that ramp (5 -> 25 req/s over 4 min, 6 min at the top, 15-30 min apart)", 2 * time.Hour,
+			gradualBursts(1, 15, 30), 0.77, 1.25},
+		{"near idle, then busy (1 req/s for 25 min, 15 for 20)", 2 * time.Hour, func(t time.Duration) float64 {
+			if t%(45*time.Minute) < 25*time.Minute {
+				return 1
+			}
+			return 15
+		}, 0.74, 0.9},
+		{"bursts at random times 30-50 min apart (20-30 req/s for 3-5 min)", 2 * time.Hour, burstsAtRandom(1, 30, 50), 0.62, 0.9},
+	})
+}
+
 // The conversation trace's arrivals more than double over its first four minutes and then level off. A
 // slope fitted over those minutes, before the trend's two lead times had filled, ordered twice the
 // replicas the oracle ever needs (68 for its 36) and held them for a lead time: 4% of the hour's
