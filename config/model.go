@@ -422,6 +422,9 @@ func validateDemand(p *problems, path string, d *policy.DemandSource) {
 			p.add(path+"."+f.name, "must be >= 0 (got %s)", f.v)
 		}
 	}
+	if k := d.KeepAfterStop; k != nil && *k < 0 {
+		p.add(path+".keepAfterStop", "must be >= 0: how long capacity waits for a load that stopped abruptly to return (0s: not at all; got %s)", *k)
+	}
 	if slo := d.SLO; slo != nil {
 		if slo.QueueDelay <= 0 {
 			p.add(path+".slo.queueDelay", "must be > 0, such as 1s")

@@ -56,7 +56,7 @@ spec:
   - type: Resource
     resource: {name: gpu, target: {type: Value, value: 1}}
   - type: Demand
-    demand: {arrivals: {name: arrivals, query: "q"}, serviceTimeSeconds: 8, concurrency: 16, rateWindow: -1m}
+    demand: {arrivals: {name: arrivals, query: "q"}, serviceTimeSeconds: 8, concurrency: 16, rateWindow: -1m, keepAfterStop: -5m}
   - type: Demand
     demand: {arrivals: {name: arrivals2, query: "q"}, serviceTimeSeconds: 8, concurrency: 16}
   behavior:
@@ -80,6 +80,7 @@ spec:
 		"spec.nodeGroup: set gpusPerNode or instanceType",
 		"spec.evaluationInterval: must be at least 1s",
 		"spec.metrics[3].demand.rateWindow: must be >= 0 (got -1m0s)",
+		"spec.metrics[3].demand.keepAfterStop: must be >= 0: how long capacity waits for a load that stopped abruptly to return (0s: not at all; got -5m0s)",
 		`spec.metrics[4]: a second metric named "demand": names must be unique`,
 	} {
 		if !strings.Contains(err.Error(), want) {
@@ -164,4 +165,32 @@ func FuzzParseModelSpec(f *testing.F) {
 		var st policy.State
 		policy.Evaluate(policy.Input{Spec: m.Spec.Spec, Observation: policy.Observation{SpecReplicas: m.Spec.MinReplicas}}, &st, time.Unix(0, 0))
 	})
+}
+
+func TestKeepAfterStopIsUnsetZeroOrADuration(t *testing.T) {
+	for _, c := range []struct {
+		field string
+		want  *time.Duration
+	}{{"", nil}, {", keepAfterStop: 0s", new(time.Duration)}, {", keepAfterStop: 45m", func() *time.Duration { d := 45 * time.Minute; return &d }()}} {
+		m, err := ParseModelSpec([]byte(`
+apiVersion: llmscaler.dev/v1alpha1
+kind: ModelAutoscaler
+metadata: {name: m}
+spec:
+  deployment: d
+  minReplicas: 1
+  maxReplicas: 4
+  metrics:
+  - type: Demand
+    demand: {arrivals: {name: arrivals, query: "q"}, serviceTimeSeconds: 8, concurrency: 16` + c.field + `}
+  nodeGroup: {provider: kwok, name: pool, gpusPerNode: 1}
+`))
+		if err != nil {
+			t.Fatalf("%q: %v", c.field, err)
+		}
+		got := m.Spec.Metrics[0].Demand.KeepAfterStop
+		if (got == nil) != (c.want == nil) || (got != nil && got.D() != *c.want) {
+			t.Errorf("%q: keepAfterStop %v, want %v", c.field, got, c.want)
+		}
+	}
 }

@@ -36,6 +36,16 @@ type State struct {
 	// LastBacklog is the Demand metric's last backlog reading and the replicas ready then, for the
 	// backlog's growth (see backlogRise).
 	LastBacklog *BacklogReading `json:"lastBacklog,omitempty"`
+	// Stop is the last abrupt stop of a Demand metric's load while its capacity is kept (see keepAfterStop).
+	Stop *LoadStop `json:"stop,omitempty"`
+}
+
+// LoadStop is an abrupt stop of the load: the replicas the load before it needed, when it stopped, and when
+// it came back (zero while it stays away).
+type LoadStop struct {
+	Replicas int32     `json:"replicas"`
+	At       time.Time `json:"at"`
+	Returned time.Time `json:"returned,omitzero"`
 }
 
 // BacklogReading is a backlog read at a time, with the replicas ready then.
@@ -501,6 +511,75 @@ func (s *State) noteBurst(proposal int32, now time.Time, lead time.Duration) {
 			s.BurstStarts = slices.Clone(s.BurstStarts[len(s.BurstStarts)-burstHistory:])
 		}
 	}
+}
+
+// keepAfterStop notes an abrupt stop of the load and returns the replicas to keep for its return (0: none)
+// and the stop they are kept for. A stop is a burst in reverse: the proposal for the demand seen falls to
+// 1/burstRatio or less of the highest of the last quarter of a lead time, by at least minBurstStep (a
+// decline over minutes, a night's, is not one). An outage upstream, a paused client or a failover ends as
+// abruptly, and the load then queues on the replicas left, each its own queue that capacity arriving a
+// lead time later cannot take over: the conversation trace at 10x with a 10-minute outage met 86.6% of
+// its requests, the capacity scaled in during the outage; keeping it, 99.56% for 17% fewer node-hours (the
+// return's backlog ordered capacity it then held). The highest stop is kept until the load returns (its
+// proposal above 1/burstRatio of the stop's), and a rate window after that, when the return's own
+// readings are in the scale-down window (let go at the return, the readings still climbing through the
+// rate's window, it scaled in as the load came back), or until keepFor has passed.
+//
+// keepFor is a trade: the capacity of a load that ended for good is paid for that long. Measured with 15,
+// 30 and 60 minutes (DefaultKeepAfterStop is 30): a load that stops for good after 40 minutes costs 10%,
+// 32% and 78% more node-hours; gaps of 15 minutes in a load of 12 req/s meet 99.85% at every length (90.07%
+// before), quiet spells of 25 minutes at 1 req/s 74.7%, 91.1% and 91.1% (74.5%), a 40-minute gap 93.8%
+// until 60 minutes (99.66%, 10% more node-hours), and bursts 30-50 minutes apart pay 15-29% more for
+// nothing until 60 minutes, where 14 points more of them are met.
+func (s *State) keepAfterStop(seen int32, now time.Time, lead, window, keepFor time.Duration) int32 {
+	if keepFor <= 0 {
+		s.Stop = nil
+		return 0
+	}
+	// Not in an autoscaler's first lead time: its first recommendation is the running count, and the first
+	// rates read a window of few requests.
+	if !s.Started.IsZero() && now.Sub(s.Started) >= lead {
+		high := int32(0)
+		for _, r := range s.Recommendations {
+			if r.Time.After(now.Add(-lead / 4)) {
+				high = max(high, r.Replicas)
+			}
+		}
+		stopped := seen*burstRatio <= high && high-seen >= minBurstStep
+		// The end of a burst shorter than the hold (twice the lead time) is not a load that stopped: the hold
+		// and the burst cycle keep a burst's capacity (kept 30 minutes, bursts 30-50 minutes apart paid 29%
+		// more node-hours for nothing).
+		if n := len(s.BurstStarts); n > 0 && now.Sub(s.BurstStarts[n-1]) < 2*lead {
+			stopped = false
+		}
+		if stop := s.Stop; stopped && (stop == nil || !stop.Returned.IsZero() || stop.Replicas < high) {
+			s.Stop = &LoadStop{Replicas: high, At: now}
+		}
+	}
+	stop := s.Stop
+	if stop == nil {
+		return 0
+	}
+	if now.Sub(stop.At) > keepFor || (!stop.Returned.IsZero() && now.Sub(stop.Returned) > window) {
+		s.Stop = nil
+		return 0
+	}
+	// A new LoadStop, not the one a copy of the State (the workflow's record) may share.
+	if stop.Returned.IsZero() && seen*burstRatio > stop.Replicas {
+		s.Stop = &LoadStop{Replicas: stop.Replicas, At: stop.At, Returned: now}
+	}
+	return stop.Replicas
+}
+
+// describe says what the stop keeps and until when, for the decision's record.
+func (l LoadStop) describe(keepFor, window time.Duration) string {
+	text := fmt.Sprintf("the load stopped abruptly at %s (the demand seen fell to half or less within a quarter of a lead time): "+
+		"the %d replicas it needed before are kept for its return", l.At.UTC().Format(time.TimeOnly), l.Replicas)
+	if l.Returned.IsZero() {
+		return text + fmt.Sprintf(" until %s (keepAfterStop %s)", l.At.Add(keepFor).UTC().Format(time.TimeOnly), keepFor)
+	}
+	return text + fmt.Sprintf("; it returned at %s, and they are kept until its readings fill the rate window (%s)",
+		l.Returned.UTC().Format(time.TimeOnly), l.Returned.Add(window).UTC().Format(time.TimeOnly))
 }
 
 // burstCycle is what the recent burst starts tell of their recurrence: the shortest and the longest of the

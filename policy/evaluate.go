@@ -53,6 +53,8 @@ const (
 	LimitRisingDemand LimitKind = "rising-demand"
 	// LimitRiseHeadroom: a scale-in keeps room for the rises of demand seen over the last hour.
 	LimitRiseHeadroom LimitKind = "rise-headroom"
+	// LimitLoadStopped: after an abrupt stop of the load, its capacity waits for its return.
+	LimitLoadStopped LimitKind = "load-stopped"
 	// LimitWaitingRequests: no scale-in while requests wait for a batch slot.
 	LimitWaitingRequests LimitKind = "waiting-requests"
 	LimitScaleToZero     LimitKind = "scale-to-zero"
@@ -260,9 +262,12 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	}
 
 	var projectionHold time.Duration
-	if hasDemand(spec) {
-		// Seen demand against seen demand: a projection switching on is not a burst.
+	var stopKeep int32
+	if src := demandSource(spec); src != nil {
+		// Seen demand against seen demand: a projection switching on is not a burst, nor one switching off a
+		// stop.
 		st.noteBurst(seen, now, lead)
+		stopKeep = st.keepAfterStop(seen, now, lead, src.rateWindow(), src.keepAfterStop())
 		projectionHold = lead
 	}
 	stabilized, l := st.stabilize(spec, current, proposal, seen, forecastable, projectionHold, now)
@@ -310,6 +315,13 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	}
 	if desired < current && !cycle.regular(lead) {
 		desired = d.keepHeadroomForRises(spec, obs, st, current, desired, lead)
+	}
+	// After an abrupt stop the capacity for the load before it waits for the load's return; a regular
+	// cycle's forecast orders it ahead of each burst instead.
+	if keep := min(stopKeep, current); desired < keep && !cycle.regular(lead) {
+		src := demandSource(spec)
+		d.limit(LimitLoadStopped, desired, keep, st.Stop.describe(src.keepAfterStop(), src.rateWindow()))
+		desired = keep
 	}
 	waiting := waitingRequests(spec, obs)
 	if desired < current && waiting > float64(d.ReadyReplicas) {
@@ -626,11 +638,23 @@ func waitingRequests(spec Spec, obs Observation) float64 {
 	return 0
 }
 
-func hasDemand(spec Spec) bool {
+func hasDemand(spec Spec) bool { return demandSource(spec) != nil }
+
+// demandSource is the spec's Demand metric's source (nil without one).
+func demandSource(spec Spec) *DemandSource {
 	for _, m := range spec.Metrics {
 		if m.Type == DemandMetric && m.Demand != nil {
-			return true
+			return m.Demand
 		}
 	}
-	return false
+	return nil
+}
+
+// keepAfterStop is how long capacity is kept after an abrupt stop of the load (see
+// DemandSource.KeepAfterStop).
+func (d *DemandSource) keepAfterStop() time.Duration {
+	if d.KeepAfterStop == nil {
+		return DefaultKeepAfterStop
+	}
+	return d.KeepAfterStop.D()
 }

@@ -1223,3 +1223,94 @@ func TestTheFirstRatesOfAServiceThatJustStartedAreNotABurst(t *testing.T) {
 		t.Fatalf("burst starts %v, want the one at %s", st.BurstStarts, t0.Add(6*time.Minute))
 	}
 }
+
+// keepAfterStopRun evaluates a Demand spec every 15 s from `from` to `to` at arrivals(t) req/s, carrying the
+// count over, and returns every decision.
+func keepAfterStopRun(st *State, spec Spec, from, to time.Duration, current *int32, arrivals func(time.Duration) float64) []Decision {
+	var ds []Decision
+	for at := from; at < to; at += 15 * time.Second {
+		d := Evaluate(Input{Spec: spec, Observation: demandObs(*current, arrivals(at), 0)}, st, t0.Add(at))
+		*current = d.DesiredReplicas
+		ds = append(ds, d)
+	}
+	return ds
+}
+
+func TestAnAbruptStopKeepsTheCapacityForTheLoadsReturn(t *testing.T) {
+	// 12 req/s x 7 s = 84 busy slots: 7 replicas at 12.8 a replica. The load stops at 20 minutes, past
+	// the 6-minute hold.
+	spec := demandSpec(3 * time.Minute)
+	// The rate read over its one-minute window climbs back over a minute when the load returns.
+	stopsAt20 := func(until time.Duration) func(time.Duration) float64 {
+		return func(at time.Duration) float64 {
+			switch {
+			case at >= 20*time.Minute && at < until:
+				return 0
+			case at >= until:
+				return 12 * min(1, (at-until).Minutes())
+			}
+			return 12
+		}
+	}
+	var st State
+	current := int32(7)
+	ds := keepAfterStopRun(&st, spec, 0, 30*time.Minute, &current, stopsAt20(30*time.Minute))
+	d := ds[len(ds)-1]
+	if d.Proposal >= 7 || d.DesiredReplicas != 7 || !hasLimit(d, LimitLoadStopped) {
+		t.Fatalf("ten minutes into the stop: proposal %d, %d replicas\n%s", d.Proposal, d.DesiredReplicas, d.Summary)
+	}
+	if want := "the load stopped abruptly at 12:20:00 (the demand seen fell to half or less within a quarter of a lead time): " +
+		"the 7 replicas it needed before are kept for its return until 12:50:00 (keepAfterStop 30m0s)"; !strings.Contains(d.Summary, want) {
+		t.Fatalf("the record does not say why: %s", d.Summary)
+	}
+	// The load returns at 30 minutes; at 30:30 its rate reads half of it (6 req/s: 4 replicas), above half
+	// of the stop's 7: the stop is let go a rate window later, when the scale-down window holds the return's
+	// own readings.
+	ds = keepAfterStopRun(&st, spec, 30*time.Minute, 33*time.Minute, &current, stopsAt20(30*time.Minute))
+	if d = ds[2]; d.Proposal != 4 || d.DesiredReplicas != 7 ||
+		!strings.Contains(d.Summary, "it returned at 12:30:30, and they are kept until its readings fill the rate window (12:31:30)") {
+		t.Fatalf("at the return: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	}
+	if d = ds[len(ds)-1]; d.DesiredReplicas != 7 || hasLimit(d, LimitLoadStopped) || st.Stop != nil {
+		t.Fatalf("three minutes after the return: %d replicas, stop %+v\n%s", d.DesiredReplicas, st.Stop, d.Summary)
+	}
+
+	// A load that stays away is let go after keepAfterStop.
+	st, current = State{}, 7
+	ds = keepAfterStopRun(&st, spec, 0, 52*time.Minute, &current, stopsAt20(2*time.Hour))
+	for _, d := range ds {
+		if at := d.Time.Sub(t0); at < 50*time.Minute && d.DesiredReplicas != 7 {
+			t.Fatalf("at %s: %d replicas\n%s", at, d.DesiredReplicas, d.Summary)
+		}
+	}
+	if d = ds[len(ds)-1]; d.DesiredReplicas >= 7 || hasLimit(d, LimitLoadStopped) {
+		t.Fatalf("32 minutes into the stop: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	}
+
+	// keepAfterStop: 0s turns it off: the stop is scaled in after the hold.
+	off := demandSpec(3 * time.Minute)
+	off.Metrics[0].Demand.KeepAfterStop = new(Duration)
+	st, current = State{}, 7
+	ds = keepAfterStopRun(&st, off, 0, 30*time.Minute, &current, stopsAt20(time.Hour))
+	if d = ds[len(ds)-1]; d.DesiredReplicas >= 7 || hasLimit(d, LimitLoadStopped) {
+		t.Fatalf("with keepAfterStop 0s, ten minutes into the stop: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	}
+}
+
+func TestTheEndOfABurstIsNotAStop(t *testing.T) {
+	// 2 req/s with a burst to 14 for four minutes, shorter than the 6-minute hold: the burst's end is the
+	// burst cycle's and the hold's concern, not a load that stopped.
+	spec := demandSpec(3 * time.Minute)
+	var st State
+	current := int32(2)
+	for _, d := range keepAfterStopRun(&st, spec, 0, 40*time.Minute, &current, func(at time.Duration) float64 {
+		if at >= 15*time.Minute && at < 19*time.Minute {
+			return 14
+		}
+		return 2
+	}) {
+		if hasLimit(d, LimitLoadStopped) {
+			t.Fatalf("at %s: %s", d.Time.Sub(t0), d.Summary)
+		}
+	}
+}

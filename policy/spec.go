@@ -130,6 +130,15 @@ type DemandSource struct {
 	// lead time of each other), that forecast takes the place of the default hold: the behavior's own
 	// scale-down window applies (a HoldFor set here still does).
 	HoldFor Duration `json:"holdFor,omitempty"`
+	// KeepAfterStop keeps the capacity for the load before an abrupt stop (the demand falling to half or less
+	// within a quarter of a lead time, after a load that lasted longer than the hold: an outage upstream, a
+	// paused client, a failover; a shorter burst's end is the burst cycle's) while the load stays away, for
+	// up to this long (default 30m; 0s turns it off). Such a load comes back as abruptly, and a
+	// return to a scaled-in deployment queues it all on the few replicas left, where capacity arriving a
+	// lead time later cannot take those queues over. It is let go a rate window after the load returns (its
+	// own readings hold it then), when the time is up, and while a regular burst cycle's forecast orders
+	// capacity ahead of each burst. A load that ended for good costs this long of its capacity.
+	KeepAfterStop *Duration `json:"keepAfterStop,omitempty"`
 }
 
 // QueueSLO is a target on the queueing delay: Attainment of requests start within QueueDelay of arriving.
@@ -158,6 +167,7 @@ const (
 	DefaultDemandUtilization = 0.8
 	DefaultLeadTime          = 4 * time.Minute // see DemandSource.LeadTime
 	DefaultRateWindow        = time.Minute
+	DefaultKeepAfterStop     = 30 * time.Minute // see DemandSource.KeepAfterStop and State.keepAfterStop
 )
 
 // ResourceMetricSource is a resource of the pods (cpu, memory) as the Kubernetes metrics API reports it.

@@ -269,9 +269,12 @@ func demoSpec(root, dir string) (config.ModelSpec, string, error) {
 		Policies: []policy.ScalingPolicy{{Type: policy.PodsPolicy, Value: 2, PeriodSeconds: 20}}}}
 	for i := range s.Metrics {
 		if d := s.Metrics[i].Demand; d != nil {
-			// The trace plays 6x faster: hold capacity for 40 s (four minutes of the trace) after the demand falls.
+			// The trace plays 6x faster: hold capacity for 40 s (four minutes of the trace) after the demand falls,
+			// and 5 minutes (the default's 30 of the trace) after an abrupt stop.
 			dd := *d
 			dd.HoldFor = policy.Duration(40 * time.Second)
+			keep := policy.Duration(5 * time.Minute)
+			dd.KeepAfterStop = &keep
 			s.Metrics[i].Demand = &dd
 		}
 	}
