@@ -267,7 +267,7 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 		// Seen demand against seen demand: a projection switching on is not a burst, nor one switching off a
 		// stop.
 		st.noteBurst(seen, now, lead)
-		stopKeep = st.keepAfterStop(seen, now, lead, src.rateWindow(), src.keepAfterStop())
+		stopKeep = st.keepAfterStop(seen, current, now, lead, src.rateWindow(), src.keepAfterStop())
 		projectionHold = lead
 	}
 	stabilized, l := st.stabilize(spec, current, proposal, seen, forecastable, projectionHold, now)

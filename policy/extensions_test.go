@@ -1260,15 +1260,15 @@ func TestAnAbruptStopKeepsTheCapacityForTheLoadsReturn(t *testing.T) {
 		t.Fatalf("ten minutes into the stop: proposal %d, %d replicas\n%s", d.Proposal, d.DesiredReplicas, d.Summary)
 	}
 	if want := "the load stopped abruptly at 12:20:00 (the demand seen fell to half or less within a quarter of a lead time): " +
-		"the 7 replicas it needed before are kept for its return until 12:50:00 (keepAfterStop 30m0s)"; !strings.Contains(d.Summary, want) {
+		"the 7 replicas it had before are kept for its return until 12:50:00 (keepAfterStop 30m0s)"; !strings.Contains(d.Summary, want) {
 		t.Fatalf("the record does not say why: %s", d.Summary)
 	}
-	// The load returns at 30 minutes; at 30:30 its rate reads half of it (6 req/s: 4 replicas), above half
-	// of the stop's 7: the stop is let go a rate window later, when the scale-down window holds the return's
-	// own readings.
+	// The load returns at 30 minutes; at 30:15 its rate reads a quarter of it (3 req/s: 2 replicas, two above
+	// the stop's lowest): the stop is let go a rate window later, when the scale-down window holds the
+	// return's own readings.
 	ds = keepAfterStopRun(&st, spec, 30*time.Minute, 33*time.Minute, &current, stopsAt20(30*time.Minute))
-	if d = ds[2]; d.Proposal != 4 || d.DesiredReplicas != 7 ||
-		!strings.Contains(d.Summary, "it returned at 12:30:30, and they are kept until its readings fill the rate window (12:31:30)") {
+	if d = ds[1]; d.Proposal != 2 || d.DesiredReplicas != 7 ||
+		!strings.Contains(d.Summary, "it returned at 12:30:15, and they are kept until its readings fill the rate window (12:31:15)") {
 		t.Fatalf("at the return: %d replicas\n%s", d.DesiredReplicas, d.Summary)
 	}
 	if d = ds[len(ds)-1]; d.DesiredReplicas != 7 || hasLimit(d, LimitLoadStopped) || st.Stop != nil {
@@ -1285,6 +1285,19 @@ func TestAnAbruptStopKeepsTheCapacityForTheLoadsReturn(t *testing.T) {
 	}
 	if d = ds[len(ds)-1]; d.DesiredReplicas >= 7 || hasLimit(d, LimitLoadStopped) {
 		t.Fatalf("32 minutes into the stop: %d replicas\n%s", d.DesiredReplicas, d.Summary)
+	}
+
+	// The deployment is kept as it was: a count above the load's need (here the 9 a new autoscaler holds
+	// through its first window) is what the return finds.
+	st, current = State{}, 9
+	ds = keepAfterStopRun(&st, spec, 0, 15*time.Minute, &current, func(at time.Duration) float64 {
+		if at >= 4*time.Minute {
+			return 0
+		}
+		return 12
+	})
+	if d = ds[len(ds)-1]; d.DesiredReplicas != 9 || !hasLimit(d, LimitLoadStopped) || !strings.Contains(d.Summary, "the 9 replicas it had before") {
+		t.Fatalf("eleven minutes into a stop at 9 replicas: %d\n%s", d.DesiredReplicas, d.Summary)
 	}
 
 	// keepAfterStop: 0s turns it off: the stop is scaled in after the hold.

@@ -130,14 +130,15 @@ type DemandSource struct {
 	// lead time of each other), that forecast takes the place of the default hold: the behavior's own
 	// scale-down window applies (a HoldFor set here still does).
 	HoldFor Duration `json:"holdFor,omitempty"`
-	// KeepAfterStop keeps the capacity for the load before an abrupt stop (the demand falling to half or less
-	// within a quarter of a lead time, after a load that lasted longer than the hold: an outage upstream, a
-	// paused client, a failover; a shorter burst's end is the burst cycle's) while the load stays away, for
-	// up to this long (default 30m; 0s turns it off). Such a load comes back as abruptly, and a
+	// KeepAfterStop keeps the replicas there were before an abrupt stop of the load (the demand falling to half
+	// or less within a quarter of a lead time, after a load that lasted longer than the hold: an outage
+	// upstream, a paused client, a failover; a shorter burst's end is the burst cycle's) while the load stays
+	// away, for up to this long (default 30m; 0s turns it off). Such a load comes back as abruptly, and a
 	// return to a scaled-in deployment queues it all on the few replicas left, where capacity arriving a
-	// lead time later cannot take those queues over. It is let go a rate window after the load returns (its
-	// own readings hold it then), when the time is up, and while a regular burst cycle's forecast orders
-	// capacity ahead of each burst. A load that ended for good costs this long of its capacity.
+	// lead time later cannot take those queues over. It is let go a rate window after the load's demand rises
+	// again (its own readings hold it then; a ramp's capacity is the trend's to order), when the time is up,
+	// and while a regular burst cycle's forecast orders capacity ahead of each burst. A load that ended for
+	// good costs this long of its capacity.
 	KeepAfterStop *Duration `json:"keepAfterStop,omitempty"`
 }
 

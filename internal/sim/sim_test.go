@@ -467,8 +467,10 @@ func answersThatLengthen(d time.Duration, seed uint64, rate func(t time.Duration
 func TestOnAFourthSweepOfUntunedShapes(t *testing.T) {
 	holdShapes(t, heavyTailed, 2, []shape{{"a random walk (15 req/s, +-12% a minute, held within 4-35)", 2 * time.Hour,
 		randomWalk(2), 0.92, 0.9}})
+	// 90.35% at 17.76 node-hours until the capacity before an abrupt stop (the busy slots falling by two
+	// thirds as the answers shorten) waited for the load's return (policy.State.keepAfterStop).
 	holdShapes(t, answersThatLengthen, 1, []shape{{"answers 4x longer every other half hour (10 req/s)", 2 * time.Hour,
-		func(time.Duration) float64 { return 10 }, 0.9, 0.9}})
+		func(time.Duration) float64 { return 10 }, 0.95, 1}})
 	holdShapes(t, synthetic, 1, []shape{
 		{"upstream outages (15 req/s, 2 for 3 min every 20, then 25 for 1)", 2 * time.Hour, func(t time.Duration) float64 {
 			switch m := t % (20 * time.Minute); {
@@ -478,17 +480,17 @@ func TestOnAFourthSweepOfUntunedShapes(t *testing.T) {
 				return 25
 			}
 			return 15
-		}, 0.945, 1.05},
+		}, 0.96, 1.05},
 		{"bursts that ramp (5 -> 25 req/s over 4 min, 6 min at the top, 15-30 min apart)", 2 * time.Hour,
 			gradualBursts(1, 15, 30), 0.77, 1.25},
 		// 74.50% at 13.78 node-hours until the capacity before an abrupt stop waited for the load's return
-		// (policy.State.keepAfterStop).
+		// (policy.State.keepAfterStop), now about static's node-hours.
 		{"near idle, then busy (1 req/s for 25 min, 15 for 20)", 2 * time.Hour, func(t time.Duration) float64 {
 			if t%(45*time.Minute) < 25*time.Minute {
 				return 1
 			}
 			return 15
-		}, 0.91, 0.95},
+		}, 0.91, 1},
 		{"bursts at random times 30-50 min apart (20-30 req/s for 3-5 min)", 2 * time.Hour, burstsAtRandom(1, 30, 50), 0.62, 0.9},
 	})
 }
@@ -496,9 +498,9 @@ func TestOnAFourthSweepOfUntunedShapes(t *testing.T) {
 // The conversation trace at 10x with a 10-minute outage upstream (no request from minute 25 to 35): the
 // load comes back all at once. When the outage's scale-in had given its capacity back, the return queued on
 // the replicas left, each its own queue that capacity arriving a lead time later could not take over:
-// 86.61% met, for 33.75 node-hours (the return's backlog ordered capacity that was then held). The capacity
-// for the load before an abrupt stop now waits for its return (policy.State.keepAfterStop): 99.56% for
-// 27.93, run by the workflow too.
+// 86.61% met, for 33.75 node-hours (the return's backlog ordered capacity that was then held). The
+// deployment as it was before an abrupt stop now waits for the load's return (policy.State.keepAfterStop):
+// 99.84% for 28.47, run by the workflow too.
 func TestOnTheConversationTraceAnOutagesCapacityWaitsForTheLoadsReturn(t *testing.T) {
 	var reqs []trace.Request
 	for _, r := range benchTrace(t) {
@@ -513,6 +515,26 @@ func TestOnTheConversationTraceAnOutagesCapacityWaitsForTheLoadsReturn(t *testin
 			hpa.GPUNodeHours, static.Name, static.GPUNodeHours)
 	}
 	theWorkflowAndItsImitationMeet(t, reqs, DefaultAssumptions(), 0.99)
+}
+
+// Loads that pause and come back. A load of 15 req/s that falls to 3 for 10 minutes every half hour met
+// 88.95% for 18.68 node-hours (static 16.90), scaled in at each pause and met the return short; with the
+// deployment kept for the return (policy.State.keepAfterStop), 99.67% for fewer node-hours than static. A
+// load of 12 req/s with no request for 15 minutes at minute 20 and 10 at minute 70: 90.07%, now 99.93%,
+// for 13% more than static.
+func TestOnALoadThatPausesTheDeploymentWaitsForItsReturn(t *testing.T) {
+	holdShapes(t, synthetic, 11, []shape{{"15 req/s, 3 for 10 min every 30", 2 * time.Hour, func(t time.Duration) float64 {
+		if math.Mod(t.Minutes(), 30) < 20 {
+			return 15
+		}
+		return 3
+	}, 0.995, 1}})
+	holdShapes(t, heavyTailed, 1, []shape{{"12 req/s, none for 15 min at 20 and 10 at 70", 2 * time.Hour, func(t time.Duration) float64 {
+		if m := t.Minutes(); m >= 20 && m < 35 || m >= 70 && m < 80 {
+			return 0
+		}
+		return 12
+	}, 0.995, 1.15}})
 }
 
 // The conversation trace's arrivals more than double over its first four minutes and then level off. A
