@@ -408,6 +408,9 @@ func validateDemand(p *problems, path string, d *policy.DemandSource) {
 	if d.Backlog != nil && d.Backlog.Query == "" {
 		p.add(path+".backlog.query", "is required when backlog is set")
 	}
+	if d.PeakArrivals != nil && d.PeakArrivals.Query == "" {
+		p.add(path+".peakArrivals.query", "is required when peakArrivals is set, such as max_over_time(sum(rate(requests[10s]))[1m:2s])")
+	}
 	if d.Concurrency <= 0 {
 		p.add(path+".concurrency", "must be > 0: the sequences one replica serves at once (LoRAX's batch)")
 	}
@@ -417,7 +420,7 @@ func validateDemand(p *problems, path string, d *policy.DemandSource) {
 	for _, f := range []struct {
 		name string
 		v    policy.Duration
-	}{{"leadTime", d.LeadTime}, {"holdFor", d.HoldFor}, {"rateWindow", d.RateWindow}} {
+	}{{"leadTime", d.LeadTime}, {"holdFor", d.HoldFor}, {"rateWindow", d.RateWindow}, {"peakWindow", d.PeakWindow}} {
 		if f.v < 0 {
 			p.add(path+"."+f.name, "must be >= 0 (got %s)", f.v)
 		}

@@ -58,7 +58,7 @@ spec:
   - type: Demand
     demand: {arrivals: {name: arrivals, query: "q"}, serviceTimeSeconds: 8, concurrency: 16, rateWindow: -1m, keepAfterStop: -5m}
   - type: Demand
-    demand: {arrivals: {name: arrivals2, query: "q"}, serviceTimeSeconds: 8, concurrency: 16}
+    demand: {arrivals: {name: arrivals2, query: "q"}, serviceTimeSeconds: 8, concurrency: 16, peakArrivals: {name: peak}, peakWindow: -10s}
   behavior:
     scaleUp:
       policies: [{type: Percent, value: 100, periodSeconds: 0}]
@@ -82,6 +82,8 @@ spec:
 		"spec.metrics[3].demand.rateWindow: must be >= 0 (got -1m0s)",
 		"spec.metrics[3].demand.keepAfterStop: must be >= 0: how long capacity waits for a load that stopped abruptly to return (0s: not at all; got -5m0s)",
 		`spec.metrics[4]: a second metric named "demand": names must be unique`,
+		"spec.metrics[4].demand.peakArrivals.query: is required when peakArrivals is set",
+		"spec.metrics[4].demand.peakWindow: must be >= 0 (got -10s)",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)

@@ -105,7 +105,8 @@ func metricQuery(m policy.MetricSpec) string {
 }
 
 // demand reads a Demand metric's signals: the arrival rate and the backlog must be read (an unreadable one
-// makes the metric invalid); a service time that reads nothing falls back to the spec's fixed value.
+// makes the metric invalid); a service time that reads nothing falls back to the spec's fixed value, and
+// an unreadable peak arrival rate is left out.
 func (r Router) demand(ctx context.Context, d *policy.DemandSource) (*policy.DemandReading, error) {
 	arrivals, err := r.Prometheus.Scalar(ctx, d.Arrivals.Query)
 	if err != nil {
@@ -123,6 +124,12 @@ func (r Router) demand(ctx context.Context, d *policy.DemandSource) (*policy.Dem
 			return nil, fmt.Errorf("backlog: %w", err)
 		}
 		out.Backlog = &v
+	}
+	// The peak only ever raises the count: unreadable (a scrape slower than its window), it is left out.
+	if d.PeakArrivals != nil && d.PeakArrivals.Query != "" {
+		if v, err := r.Prometheus.Scalar(ctx, d.PeakArrivals.Query); err == nil {
+			out.PeakArrivals = &v
+		}
 	}
 	return out, nil
 }

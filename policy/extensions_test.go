@@ -1327,3 +1327,33 @@ func TestTheEndOfABurstIsNotAStop(t *testing.T) {
 		}
 	}
 }
+
+func TestBurstsShorterThanTheRateWindowAreSizedAtTheirPeak(t *testing.T) {
+	// 13.3 req/s over the minute (10 req/s, and 30 for 10 s of it) x 7 s = 93 busy slots: 8 replicas at 12.8
+	// a replica. The peak over 10 s, 30 req/s, brings 300 requests a window where a Poisson stream at 13.3
+	// req/s brings 133 (sd 11.5): bursts, whose 210 busy slots need 14 replicas at full batches.
+	spec := demandSpec(3 * time.Minute)
+	spec.Metrics[0].Demand.PeakArrivals = &MetricIdentifier{Name: "peak", Query: "q"}
+	obs := func(peak float64) Observation {
+		o := demandObs(8, 13.3, 0)
+		o.Metrics[0].Demand.PeakArrivals = &peak
+		return o
+	}
+	var st State
+	d := Evaluate(Input{Spec: spec, Observation: obs(30)}, &st, t0)
+	if d.Proposal != 14 || !strings.Contains(d.Summary, "arrivals peak at 30 req/s over 10s, 300 a window where a Poisson stream at 13.3 req/s brings 133 "+
+		"(more than 6 standard deviations above): bursts the rate's window averages away, whose 210 busy slots need 14 replicas at full batches") {
+		t.Fatalf("proposal %d\n%s", d.Proposal, d.Summary)
+	}
+	// A peak a Poisson stream brings (200 a window: 5.8 standard deviations above 133) is the SLO model's to
+	// size for: the minute's mean.
+	st = State{}
+	if d = Evaluate(Input{Spec: spec, Observation: obs(20)}, &st, t0); d.Proposal != 8 || strings.Contains(d.Summary, "peak") {
+		t.Fatalf("a Poisson peak: proposal %d\n%s", d.Proposal, d.Summary)
+	}
+	// Unread (not configured, or unreadable), nothing changes.
+	st = State{}
+	if d = Evaluate(Input{Spec: spec, Observation: demandObs(8, 13.3, 0)}, &st, t0); d.Proposal != 8 {
+		t.Fatalf("no peak reading: proposal %d\n%s", d.Proposal, d.Summary)
+	}
+}

@@ -532,6 +532,10 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 		p.Note += fmt.Sprintf("; %d replicas keep the modelled queueing delay within %s for %s%% of requests (%s)",
 			n, d.SLO.QueueDelay, formatNumber(100*d.SLO.attainment()), model)
 	}
+	if n, note, ok := d.peakReplicas(r, arrivalsNow, service); ok && n > want {
+		want = n
+		p.Note += note
+	}
 	// No tolerance band: the demand model sizes its own headroom (target utilization, SLO) and the hold
 	// keeps it from flapping; a 10% band on top would keep up to a tenth of the replicas idle on the way
 	// down and let a tenth of the demand go unserved on the way up.
@@ -567,6 +571,48 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 func backlogGrowth(arrivals, perReplica float64, ready int, committed int32, waited, lead float64) float64 {
 	onItsWay := min(waited, lead)
 	return max(arrivals-float64(ready)*perReplica, 0)*(lead-onItsWay) + max(arrivals-float64(committed)*perReplica, 0)*onItsWay
+}
+
+// peakSigmas is how far above a Poisson stream's count over the peak window the peak must stand to be
+// taken for bursts: the highest of a minute's sliding windows of a Poisson stream stands about three
+// standard deviations above its mean, and the SLO's queueing model (Erlang C, Poisson arrivals) already
+// sizes for that. At 4, the conversation trace's own bunching passed now and then (1.9% more node-hours at
+// 10x, with an 8-second window); at 6 nothing there does, and a load of 10 req/s that brings 30 for 10 s
+// each minute (a client firing on the minute) is still taken for bursts.
+const peakSigmas = 6
+
+// peakReplicas is the replicas that hold the peak arrivals' busy slots (the peak rate x the service time)
+// at full batches, and the note that says why, when the peak over the window stands more than peakSigmas
+// standard deviations above what a Poisson stream at the arrival rate brings: such bursts, shorter than
+// the rate's window, are averaged away by it, and sized for the minute's mean the replicas queue every
+// burst (10 req/s with 30 for 10 s each minute met 65% of its requests; sized for its peaks, 99.92%, for
+// 15% more node-hours than the static size that meets it at 99.05%). Full batches, not the SLO's model:
+// a burst lasts seconds and its queue drains with it, and sized for a Poisson stream at the peak rate the
+// step-shaped loads whose first minute reads as a burst cost more than static. The gate assumes the rate
+// held over the minute: in the minute after a steep fall the peak is the fall's start, read as a burst
+// too, which holds the fall's capacity one minute more.
+func (d *DemandSource) peakReplicas(r *DemandReading, arrivals, service float64) (float64, string, bool) {
+	if r.PeakArrivals == nil || d.Concurrency <= 0 || math.IsNaN(*r.PeakArrivals) || math.IsInf(*r.PeakArrivals, 0) {
+		return 0, "", false
+	}
+	peak, window := *r.PeakArrivals, d.peakWindow()
+	mean := max(arrivals, 0) * window.Seconds()
+	if peak*window.Seconds() <= mean+peakSigmas*math.Sqrt(mean) {
+		return 0, "", false
+	}
+	n := peak * service / float64(d.Concurrency)
+	return n, fmt.Sprintf("; arrivals peak at %s req/s over %s, %s a window where a Poisson stream at %s req/s brings %s "+
+		"(more than %d standard deviations above): bursts the rate's window averages away, whose %s busy slots need %s replicas at full batches",
+		formatNumber(peak), window, formatNumber(peak*window.Seconds()), formatNumber(arrivals), formatNumber(mean), peakSigmas,
+		formatNumber(peak*service), formatNumber(math.Ceil(n))), true
+}
+
+// peakWindow is the range of the peak arrivals' rate() (DemandSource.PeakWindow).
+func (d *DemandSource) peakWindow() time.Duration {
+	if w := d.PeakWindow.D(); w > 0 {
+		return w
+	}
+	return DefaultPeakWindow
 }
 
 // sloReplicas is the fewest replicas whose modelled queueing delay meets the SLO at this arrival rate

@@ -64,11 +64,13 @@ type MetricReading struct {
 }
 
 // DemandReading is what a Demand metric read: arrivals per second, the mean service time in seconds
-// (nil: use the spec's fixed value) and the backlog (nil: none configured).
+// (nil: use the spec's fixed value), the backlog (nil: none configured) and the peak arrival rate over the
+// peak window (nil: none configured, or unreadable).
 type DemandReading struct {
-	Arrivals    float64  `json:"arrivals"`
-	ServiceTime *float64 `json:"serviceTime,omitempty"`
-	Backlog     *float64 `json:"backlog,omitempty"`
+	Arrivals     float64  `json:"arrivals"`
+	ServiceTime  *float64 `json:"serviceTime,omitempty"`
+	Backlog      *float64 `json:"backlog,omitempty"`
+	PeakArrivals *float64 `json:"peakArrivals,omitempty"`
 }
 
 // PodSample is one pod's value of a metric.

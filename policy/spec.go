@@ -106,6 +106,16 @@ type DemandSource struct {
 	ServiceTimeSeconds float64 `json:"serviceTimeSeconds,omitempty"`
 	// Backlog reads the requests waiting (replicas' queues, a gateway's queue).
 	Backlog *MetricIdentifier `json:"backlog,omitempty"`
+	// PeakArrivals reads the highest arrival rate over PeakWindow within the last minute, such as
+	// max_over_time(sum(rate(requests[10s]))[1m:2s]) (Prometheus must scrape at least twice a window).
+	// Optional. When its count over the window stands more than peakSigmas standard deviations above what a
+	// Poisson stream at the arrival rate would bring, the requests come in bursts the rate's window averages
+	// away (a client firing on the minute, a batch submitted at once), and the replicas are at least those
+	// that hold the peak's busy slots (the peak rate x the service time) at full batches. Unreadable, it is
+	// left out.
+	PeakArrivals *MetricIdentifier `json:"peakArrivals,omitempty"`
+	// PeakWindow is the range of PeakArrivals's rate() (default 10s).
+	PeakWindow Duration `json:"peakWindow,omitempty"`
 	// Concurrency is the sequences one replica serves at once (LoRAX's batch).
 	Concurrency int32 `json:"concurrency"`
 	// TargetUtilization of those slots (default 0.8): an upper bound on how busy replicas run.
@@ -168,6 +178,7 @@ const (
 	DefaultDemandUtilization = 0.8
 	DefaultLeadTime          = 4 * time.Minute // see DemandSource.LeadTime
 	DefaultRateWindow        = time.Minute
+	DefaultPeakWindow        = 10 * time.Second
 	DefaultKeepAfterStop     = 30 * time.Minute // see DemandSource.KeepAfterStop and State.keepAfterStop
 )
 

@@ -44,7 +44,8 @@ func (s *sim) observe(spec policy.Spec, inProgress *policy.Action) policy.Observ
 
 // read is one metric's reading. The simulator knows the serving model's signals, not PromQL: a metric is
 // matched to a signal by its name (see signalOf); a Demand metric reads the arrival rate over the rate
-// window, the mean service time over its window and the backlog (replicas' queues plus the gateway's).
+// window, the mean service time over its window, the backlog (replicas' queues plus the gateway's) and the
+// peak arrival rate over the peak window.
 func (s *sim) read(m policy.MetricSpec) policy.MetricReading {
 	r := policy.MetricReading{Name: m.Name()}
 	switch m.Type {
@@ -64,6 +65,14 @@ func (s *sim) read(m policy.MetricSpec) policy.MetricReading {
 		if m.Demand != nil && m.Demand.Backlog != nil {
 			b := float64(s.backlog())
 			d.Backlog = &b
+		}
+		if m.Demand != nil && m.Demand.PeakArrivals != nil {
+			window := m.Demand.PeakWindow.D()
+			if window <= 0 {
+				window = policy.DefaultPeakWindow
+			}
+			p := s.peakArrivalRate(window)
+			d.PeakArrivals = &p
 		}
 		r.Demand = d
 	case policy.PodsMetric:

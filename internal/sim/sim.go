@@ -670,6 +670,33 @@ func (s *sim) arrivalRate() float64 {
 	return float64(s.next-s.rateFrom) / span.Seconds()
 }
 
+// peakStep is the resolution of the peak arrival rate's subquery, as the example spec's
+// max_over_time(...[1m:2s]).
+const peakStep = 2 * time.Second
+
+// peakArrivalRate is the highest arrival rate over window among the windows ending every peakStep over the
+// last minute, as max_over_time(sum(rate(requests[window]))[1m:2s]) reads it (without rate()'s
+// extrapolation, which a trace's exact arrivals do not need).
+func (s *sim) peakArrivalRate(window time.Duration) float64 {
+	// The arrivals so far within the last minute and a window, oldest first.
+	from := s.now.Add(-time.Minute - window)
+	lo := s.next
+	for lo > 0 && epoch.Add(s.reqs[lo-1].At).After(from) {
+		lo--
+	}
+	best, first, last := 0, lo, lo
+	for end := s.now.Add(-time.Minute); !end.After(s.now); end = end.Add(peakStep) {
+		for last < s.next && !epoch.Add(s.reqs[last].At).After(end) {
+			last++
+		}
+		for first < last && !epoch.Add(s.reqs[first].At).After(end.Add(-window)) {
+			first++
+		}
+		best = max(best, last-first)
+	}
+	return float64(best) / window.Seconds()
+}
+
 // meanServiceTime is the mean time in the batch of the requests finished within the window (false: none).
 func (s *sim) meanServiceTime() (float64, bool) {
 	from := s.now.Add(-s.a.ServiceTimeWindow.D())

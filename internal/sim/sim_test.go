@@ -261,7 +261,9 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 		// step met 88.7%, the dip 90% and the square wave 91.2% while a backlog was sized as read at the
 		// order, not as the capacity ordered meets it a lead time later (policy.backlogGrowth): 92%, 90.8%
 		// and 92.4%; 93%, 92.2% and 93% since the arrivals are read from the backlog's growth while the
-		// replicas are saturated, a window before the rate's window reads them.
+		// replicas are saturated, a window before the rate's window reads them. The dip met 92.2% before a
+		// step's first minute could read as a burst the rate's window averages away (policy.peakReplicas),
+		// 91.8% since.
 		{"a sawtooth (5 to 25 req/s over 10 min, then back)", 2 * time.Hour, func(t time.Duration) float64 {
 			return 5 + 20*math.Mod(t.Minutes(), 10)/10
 		}, 0.945, 1.2},
@@ -273,7 +275,7 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 				return 10
 			}
 			return 20
-		}, 0.92, 1.05},
+		}, 0.915, 1.05},
 		{"a step up (10 to 25 req/s at 40 min)", 90 * time.Minute, func(t time.Duration) float64 {
 			if t > 40*time.Minute {
 				return 25
@@ -319,7 +321,10 @@ func holdShapes(t *testing.T, gen func(time.Duration, uint64, func(time.Duration
 // single step of TestOnShapesItWasNotTunedOn 15%. Sizing a backlog as the capacity ordered meets it, grown
 // for the lead time (policy.backlogGrowth), and not holding its drain once it has drained, met the square
 // wave at 78% (74%) and the plateaus at 83.2% (81.9%), and 86-87% (73-75%) on three other seeds; reading
-// the arrivals from the backlog's growth while the replicas are saturated, 88% and 84.6%.
+// the arrivals from the backlog's growth while the replicas are saturated, 88% and 84.6%. Sizing a burst
+// shorter than the rate's window at its peak (policy.peakReplicas) met the plateaus at 89.5% (the first
+// minute after a step, up or down, reads as such a burst) and cost the square wave 0.2% more node-hours than
+// static, for 87.7% where it met 88.2%.
 func TestOnASweepOfHeavyTailedShapes(t *testing.T) {
 	holdShapes(t, heavyTailed, 5, []shape{
 		{"a square wave of 40 minutes (10 and 22 req/s)", 2 * time.Hour, func(t time.Duration) float64 {
@@ -327,7 +332,7 @@ func TestOnASweepOfHeavyTailedShapes(t *testing.T) {
 				return 10
 			}
 			return 22
-		}, 0.875, 1},
+		}, 0.875, 1.005},
 		{"plateaus of 15 minutes (8 to 20 req/s, +-15% within)", 2 * time.Hour, func(t time.Duration) float64 {
 			return []float64{8, 14, 10, 20, 12, 16, 9, 18}[int(t/(15*time.Minute))%8] * (1 + 0.15*math.Sin(t.Minutes()*3.1))
 		}, 0.84, 1},
@@ -481,8 +486,11 @@ func TestOnAFourthSweepOfUntunedShapes(t *testing.T) {
 			}
 			return 15
 		}, 0.96, 1.05},
+		// 77.58% at 29.25 node-hours until a burst the rate's window averages away was sized at its peak
+		// (policy.peakReplicas): a few proposals on each fall, whose minute still holds the fall's start,
+		// read as such bursts and were held. An incidental gain, not a mechanism for ramps.
 		{"bursts that ramp (5 -> 25 req/s over 4 min, 6 min at the top, 15-30 min apart)", 2 * time.Hour,
-			gradualBursts(1, 15, 30), 0.77, 1.25},
+			gradualBursts(1, 15, 30), 0.87, 1.3},
 		// 74.50% at 13.78 node-hours until the capacity before an abrupt stop waited for the load's return
 		// (policy.State.keepAfterStop), now about static's node-hours.
 		{"near idle, then busy (1 req/s for 25 min, 15 for 20)", 2 * time.Hour, func(t time.Duration) float64 {
@@ -520,8 +528,9 @@ func TestOnTheConversationTraceAnOutagesCapacityWaitsForTheLoadsReturn(t *testin
 // Loads that pause and come back. A load of 15 req/s that falls to 3 for 10 minutes every half hour met
 // 88.95% for 18.68 node-hours (static 16.90), scaled in at each pause and met the return short; with the
 // deployment kept for the return (policy.State.keepAfterStop), 99.67% for fewer node-hours than static. A
-// load of 12 req/s with no request for 15 minutes at minute 20 and 10 at minute 70: 90.07%, now 99.93%,
-// for 13% more than static.
+// load of 12 req/s with no request for 15 minutes at minute 20 and 10 at minute 70: 90.07%, now 99.94%,
+// for 16% more than static (13% before the first minute of the return read as a burst the rate's window
+// averages away, policy.peakReplicas).
 func TestOnALoadThatPausesTheDeploymentWaitsForItsReturn(t *testing.T) {
 	holdShapes(t, synthetic, 11, []shape{{"15 req/s, 3 for 10 min every 30", 2 * time.Hour, func(t time.Duration) float64 {
 		if math.Mod(t.Minutes(), 30) < 20 {
@@ -534,7 +543,76 @@ func TestOnALoadThatPausesTheDeploymentWaitsForItsReturn(t *testing.T) {
 			return 0
 		}
 		return 12
-	}, 0.995, 1.15}})
+	}, 0.995, 1.16}})
+}
+
+// Bursts shorter than the rate's window: a client firing on the minute (10 req/s, 30 for 10 s of each
+// minute), a job every five minutes (10 req/s, 40 for 30 s of each five) and batches of 400 requests
+// submitted within 4 s every 20 minutes on 8 req/s. The minute's rate averages them away: sized for it,
+// ours met 65.21%, 72.88% and 93.63%. Sized at the peak's busy slots once the peak over 10 s stands far
+// above what a Poisson stream at the rate brings (policy.peakReplicas): 99.92% (15% more node-hours than
+// static, 7% more than hpa+ca, which meets 98.49%), 99.18% (1% more than static; hpa+ca 100% for 34% more)
+// and 96.03% (a third fewer than static; hpa+ca 93.98% for 17% more).
+func TestBurstsShorterThanTheRateWindowAreSizedAtTheirPeak(t *testing.T) {
+	onTheMinute := func(t time.Duration) float64 {
+		if math.Mod(t.Seconds(), 60) < 10 {
+			return 30
+		}
+		return 10
+	}
+	everyFive := func(t time.Duration) float64 {
+		if math.Mod(t.Seconds(), 300) < 30 {
+			return 40
+		}
+		return 10
+	}
+	batches := synthetic(2*time.Hour, 3, func(time.Duration) float64 { return 8 })
+	for k := 1; k < 6; k++ {
+		for i := range 400 {
+			batches = append(batches, trace.Request{At: time.Duration(k)*20*time.Minute + time.Duration(i)*10*time.Millisecond, Prompt: 1000, Output: 200})
+		}
+	}
+	slices.SortStableFunc(batches, func(a, b trace.Request) int { return int(a.At - b.At) })
+	for _, c := range []struct {
+		name     string
+		reqs     []trace.Request
+		floor    float64
+		ofStatic float64
+		// unpeaked is the most ours meets without the peak arrivals read: what the peak's sizing is for.
+		unpeaked float64
+		// workflow: the workflow itself reads the peak as its imitation does (one such run is enough).
+		workflow bool
+	}{
+		{"10 req/s, 30 for 10 s each minute", synthetic(2*time.Hour, 3, onTheMinute), 0.995, 1.2, 0.7, true},
+		{"10 req/s, 40 for 30 s every 5 min", synthetic(2*time.Hour, 3, everyFive), 0.99, 1.05, 0.8, false},
+		{"8 req/s, 400 requests within 4 s every 20 min", batches, 0.96, 0.7, 0.95, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rep := compareOn(t, c.reqs)
+			ours, static := find(t, rep, "ours"), find(t, rep, "static-")
+			if ours.SLOAttainment < c.floor || ours.LostRequests != 0 || ours.GPUNodeHours > c.ofStatic*static.GPUNodeHours {
+				t.Errorf("ours: %.4f (floor %.3f) at %.2f node-hours (at most %.2fx static's %.2f), %d lost",
+					ours.SLOAttainment, c.floor, ours.GPUNodeHours, c.ofStatic, static.GPUNodeHours, ours.LostRequests)
+			}
+			spec, a := exampleSpec(t), DefaultAssumptions()
+			spec.Metrics = slices.Clone(spec.Metrics)
+			for i, m := range spec.Metrics {
+				if m.Demand != nil {
+					d := *m.Demand
+					d.PeakArrivals = nil
+					spec.Metrics[i].Demand = &d
+				}
+			}
+			unpeaked := RunPolicy(c.reqs, a, Policy{Name: "unpeaked", Spec: spec, Sagas: true}, StartingReplicas(OracleSchedule(c.reqs, a), a))
+			if unpeaked.SLOAttainment > c.unpeaked {
+				t.Errorf("without the peak arrivals read, ours met %.4f (expected at most %.2f): the load no longer tests the peak's sizing",
+					unpeaked.SLOAttainment, c.unpeaked)
+			}
+			if c.workflow {
+				theWorkflowAndItsImitationMeet(t, c.reqs, a, c.floor)
+			}
+		})
+	}
 }
 
 // The conversation trace's arrivals more than double over its first four minutes and then level off. A
