@@ -83,6 +83,18 @@ type TimedValue struct {
 // minTrendPoints is the fewest readings a trend is fitted on.
 const minTrendPoints = 6
 
+// busySlotsHeld is the highest busy slots the Demand metric's readings held since from (the last
+// reading's at least, once demandTrend has kept it).
+func (s State) busySlotsHeld(from time.Time) float64 {
+	held := 0.0
+	for _, v := range s.Demand {
+		if !v.Time.Before(from) {
+			held = max(held, v.Value)
+		}
+	}
+	return held
+}
+
 // demandTrend records a Demand metric's busy slots (arrival rate x service time) and returns the rise
 // expected over the horizon (the lead time and a little more: see projectionHorizon). Capacity ordered now
 // serves a lead time from now; on a sustained ramp it must be sized for the demand then. The trend is the

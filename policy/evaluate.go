@@ -208,6 +208,7 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	if src, r := demandReading(spec, obs); r != nil {
 		if service, ok := demandServiceTime(src, r); ok {
 			in.demandRise, in.unprojected = st.demandTrend(r.Arrivals*service, now, lead, projectionHorizon(src, lead, interval), src.rateWindow())
+			in.slotsHeld = st.busySlotsHeld(now.Add(-peakRange))
 		}
 		if r.Backlog != nil {
 			in.backlogRise = st.backlogRise(*r.Backlog, d.ReadyReplicas, now, interval)

@@ -1356,4 +1356,15 @@ func TestBurstsShorterThanTheRateWindowAreSizedAtTheirPeak(t *testing.T) {
 	if d = Evaluate(Input{Spec: spec, Observation: demandObs(8, 13.3, 0)}, &st, t0); d.Proposal != 8 {
 		t.Fatalf("no peak reading: proposal %d\n%s", d.Proposal, d.Summary)
 	}
+	// After a fall from 13.3 req/s to 4 within the minute, the peak is the fall's start, which the rate
+	// read 30 s ago explains: not bursts (weighed against 4 req/s, it would hold 7 replicas, where 4 req/s
+	// needs 3, for a load that has gone).
+	st = State{}
+	Evaluate(Input{Spec: spec, Observation: obs(14)}, &st, t0)
+	fell := demandObs(8, 4, 0)
+	peak := 14.0
+	fell.Metrics[0].Demand.PeakArrivals = &peak
+	if d = Evaluate(Input{Spec: spec, Observation: fell}, &st, t0.Add(30*time.Second)); strings.Contains(d.Summary, "arrivals peak") {
+		t.Fatalf("a fall taken for bursts: proposal %d\n%s", d.Proposal, d.Summary)
+	}
 }

@@ -176,6 +176,9 @@ type calcInput struct {
 	// unprojected says why a rise the readings show was not projected, or was projected lower.
 	demandRise  float64
 	unprojected string
+	// slotsHeld is the highest busy slots the Demand metric's readings held over the peak arrivals'
+	// range (State.busySlotsHeld): what the peak is weighed against.
+	slotsHeld float64
 }
 
 // plainMetricReplicas is calcPlainMetricReplicas: the average of per-pod values against a per-pod target.
@@ -532,7 +535,7 @@ func demandReplicas(in calcInput, d *DemandSource, r *DemandReading, p *MetricPr
 		p.Note += fmt.Sprintf("; %d replicas keep the modelled queueing delay within %s for %s%% of requests (%s)",
 			n, d.SLO.QueueDelay, formatNumber(100*d.SLO.attainment()), model)
 	}
-	if n, note, ok := d.peakReplicas(r, arrivalsNow, service); ok && n > want {
+	if n, note, ok := d.peakReplicas(r, max(arrivalsNow, in.slotsHeld/service), service); ok && n > want {
 		want = n
 		p.Note += note
 	}
@@ -581,16 +584,21 @@ func backlogGrowth(arrivals, perReplica float64, ready int, committed int32, wai
 // each minute (a client firing on the minute) is still taken for bursts.
 const peakSigmas = 6
 
+// peakRange is the range the peak arrivals are the highest of (DemandSource.PeakArrivals: within the last
+// minute).
+const peakRange = time.Minute
+
 // peakReplicas is the replicas that hold the peak arrivals' busy slots (the peak rate x the service time)
 // at full batches, and the note that says why, when the peak over the window stands more than peakSigmas
-// standard deviations above what a Poisson stream at the arrival rate brings: such bursts, shorter than
+// standard deviations above what a Poisson stream at the arrival rate brings (the highest rate read over
+// the peak's range, so that the minute after a fall, whose peak is the fall's start, is not taken for
+// bursts: weighed against the minute's last rate, each fall's minute read as bursts and held the fall's
+// capacity a minute longer, for load that had gone): such bursts, shorter than
 // the rate's window, are averaged away by it, and sized for the minute's mean the replicas queue every
 // burst (10 req/s with 30 for 10 s each minute met 65% of its requests; sized for its peaks, 99.92%, for
 // 15% more node-hours than the static size that meets it at 99.05%). Full batches, not the SLO's model:
 // a burst lasts seconds and its queue drains with it, and sized for a Poisson stream at the peak rate the
-// step-shaped loads whose first minute reads as a burst cost more than static. The gate assumes the rate
-// held over the minute: in the minute after a steep fall the peak is the fall's start, read as a burst
-// too, which holds the fall's capacity one minute more.
+// step-shaped loads, whose first minute after a step up reads as a burst, cost more than static.
 func (d *DemandSource) peakReplicas(r *DemandReading, arrivals, service float64) (float64, string, bool) {
 	if r.PeakArrivals == nil || d.Concurrency <= 0 || math.IsNaN(*r.PeakArrivals) || math.IsInf(*r.PeakArrivals, 0) {
 		return 0, "", false

@@ -263,7 +263,7 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 		// and 92.4%; 93%, 92.2% and 93% since the arrivals are read from the backlog's growth while the
 		// replicas are saturated, a window before the rate's window reads them. The dip met 92.2% before a
 		// step's first minute could read as a burst the rate's window averages away (policy.peakReplicas),
-		// 91.8% since.
+		// 92.0% since.
 		{"a sawtooth (5 to 25 req/s over 10 min, then back)", 2 * time.Hour, func(t time.Duration) float64 {
 			return 5 + 20*math.Mod(t.Minutes(), 10)/10
 		}, 0.945, 1.2},
@@ -322,9 +322,9 @@ func holdShapes(t *testing.T, gen func(time.Duration, uint64, func(time.Duration
 // for the lead time (policy.backlogGrowth), and not holding its drain once it has drained, met the square
 // wave at 78% (74%) and the plateaus at 83.2% (81.9%), and 86-87% (73-75%) on three other seeds; reading
 // the arrivals from the backlog's growth while the replicas are saturated, 88% and 84.6%. Sizing a burst
-// shorter than the rate's window at its peak (policy.peakReplicas) met the plateaus at 89.5% (the first
-// minute after a step, up or down, reads as such a burst) and cost the square wave 0.2% more node-hours than
-// static, for 87.7% where it met 88.2%.
+// shorter than the rate's window at its peak (policy.peakReplicas) weighed against the minute's last rate,
+// not the highest it held, took the minute after each fall for bursts and held the fall's capacity a
+// minute more: the plateaus met 89.5%, by accident (a fall's minute is not a burst).
 func TestOnASweepOfHeavyTailedShapes(t *testing.T) {
 	holdShapes(t, heavyTailed, 5, []shape{
 		{"a square wave of 40 minutes (10 and 22 req/s)", 2 * time.Hour, func(t time.Duration) float64 {
@@ -332,7 +332,7 @@ func TestOnASweepOfHeavyTailedShapes(t *testing.T) {
 				return 10
 			}
 			return 22
-		}, 0.875, 1.005},
+		}, 0.875, 1},
 		{"plateaus of 15 minutes (8 to 20 req/s, +-15% within)", 2 * time.Hour, func(t time.Duration) float64 {
 			return []float64{8, 14, 10, 20, 12, 16, 9, 18}[int(t/(15*time.Minute))%8] * (1 + 0.15*math.Sin(t.Minutes()*3.1))
 		}, 0.84, 1},
@@ -486,11 +486,10 @@ func TestOnAFourthSweepOfUntunedShapes(t *testing.T) {
 			}
 			return 15
 		}, 0.96, 1.05},
-		// 77.58% at 29.25 node-hours until a burst the rate's window averages away was sized at its peak
-		// (policy.peakReplicas): a few proposals on each fall, whose minute still holds the fall's start,
-		// read as such bursts and were held. An incidental gain, not a mechanism for ramps.
+		// 87.38% for 31.54 node-hours when the peak arrivals were weighed against the minute's last rate
+		// (see TestOnASweepOfHeavyTailedShapes): the minute after each fall read as bursts and was held.
 		{"bursts that ramp (5 -> 25 req/s over 4 min, 6 min at the top, 15-30 min apart)", 2 * time.Hour,
-			gradualBursts(1, 15, 30), 0.87, 1.3},
+			gradualBursts(1, 15, 30), 0.77, 1.25},
 		// 74.50% at 13.78 node-hours until the capacity before an abrupt stop waited for the load's return
 		// (policy.State.keepAfterStop), now about static's node-hours.
 		{"near idle, then busy (1 req/s for 25 min, 15 for 20)", 2 * time.Hour, func(t time.Duration) float64 {
@@ -528,9 +527,8 @@ func TestOnTheConversationTraceAnOutagesCapacityWaitsForTheLoadsReturn(t *testin
 // Loads that pause and come back. A load of 15 req/s that falls to 3 for 10 minutes every half hour met
 // 88.95% for 18.68 node-hours (static 16.90), scaled in at each pause and met the return short; with the
 // deployment kept for the return (policy.State.keepAfterStop), 99.67% for fewer node-hours than static. A
-// load of 12 req/s with no request for 15 minutes at minute 20 and 10 at minute 70: 90.07%, now 99.94%,
-// for 16% more than static (13% before the first minute of the return read as a burst the rate's window
-// averages away, policy.peakReplicas).
+// load of 12 req/s with no request for 15 minutes at minute 20 and 10 at minute 70: 90.07%, now 99.93%,
+// for 13% more than static.
 func TestOnALoadThatPausesTheDeploymentWaitsForItsReturn(t *testing.T) {
 	holdShapes(t, synthetic, 11, []shape{{"15 req/s, 3 for 10 min every 30", 2 * time.Hour, func(t time.Duration) float64 {
 		if math.Mod(t.Minutes(), 30) < 20 {
@@ -543,14 +541,14 @@ func TestOnALoadThatPausesTheDeploymentWaitsForItsReturn(t *testing.T) {
 			return 0
 		}
 		return 12
-	}, 0.995, 1.16}})
+	}, 0.995, 1.15}})
 }
 
 // Bursts shorter than the rate's window: a client firing on the minute (10 req/s, 30 for 10 s of each
 // minute), a job every five minutes (10 req/s, 40 for 30 s of each five) and batches of 400 requests
 // submitted within 4 s every 20 minutes on 8 req/s. The minute's rate averages them away: sized for it,
 // ours met 65.21%, 72.88% and 93.63%. Sized at the peak's busy slots once the peak over 10 s stands far
-// above what a Poisson stream at the rate brings (policy.peakReplicas): 99.92% (15% more node-hours than
+// above what a Poisson stream at the highest rate read over the minute brings (policy.peakReplicas): 99.92% (15% more node-hours than
 // static, 7% more than hpa+ca, which meets 98.49%), 99.18% (1% more than static; hpa+ca 100% for 34% more)
 // and 96.03% (a third fewer than static; hpa+ca 93.98% for 17% more).
 func TestBurstsShorterThanTheRateWindowAreSizedAtTheirPeak(t *testing.T) {
