@@ -275,6 +275,10 @@ func demoSpec(root, dir string) (config.ModelSpec, string, error) {
 			dd.HoldFor = policy.Duration(40 * time.Second)
 			keep := policy.Duration(5 * time.Minute)
 			dd.KeepAfterStop = &keep
+			// Played 6x faster, the trace's swings from minute to minute come 10 s apart, and its peak over 10 s
+			// reads them as bursts the rate's minute averages away (at that speed they are): sized for them, a
+			// swing at the trace's very end ordered a scale-out for a load that had ended.
+			dd.PeakArrivals = nil
 			s.Metrics[i].Demand = &dd
 		}
 	}
@@ -291,7 +295,7 @@ func demoSpec(root, dir string) (config.ModelSpec, string, error) {
 		return spec, "", err
 	}
 	file := filepath.Join(dir, "demo-model.yaml")
-	header := "# deploy/examples/lorax/model.yaml with the demo's shorter timings (evaluation every 5 s, 20 s scale-down window, 40 s hold).\n"
+	header := "# deploy/examples/lorax/model.yaml with the demo's shorter timings (evaluation every 5 s, 20 s scale-down window, 40 s hold, 5 min keepAfterStop) and no peakArrivals.\n"
 	return spec, file, os.WriteFile(file, append([]byte(header), y...), 0o644)
 }
 
