@@ -1341,8 +1341,8 @@ func TestBurstsShorterThanTheRateWindowAreSizedAtTheirPeak(t *testing.T) {
 	}
 	var st State
 	d := Evaluate(Input{Spec: spec, Observation: obs(30)}, &st, t0)
-	if d.Proposal != 14 || !strings.Contains(d.Summary, "arrivals peak at 30 req/s over 10s, 300 a window where a Poisson stream at 13.3 req/s brings 133 "+
-		"(more than 6 standard deviations above): bursts the rate's window averages away, whose 210 busy slots need 14 replicas at full batches") {
+	if d.Proposal != 14 || !strings.Contains(d.Summary, "arrivals peak at 30 req/s over 10s, 300 a window where a Poisson stream "+
+		"at 13.3 req/s (the highest rate read over the last minute) brings 133 (more than 6 standard deviations above): bursts the rate's window averages away, whose 210 busy slots need 14 replicas at full batches") {
 		t.Fatalf("proposal %d\n%s", d.Proposal, d.Summary)
 	}
 	// A peak a Poisson stream brings (200 a window: 5.8 standard deviations above 133) is the SLO model's to

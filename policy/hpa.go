@@ -609,8 +609,9 @@ func (d *DemandSource) peakReplicas(r *DemandReading, arrivals, service float64)
 		return 0, "", false
 	}
 	n := peak * service / float64(d.Concurrency)
-	return n, fmt.Sprintf("; arrivals peak at %s req/s over %s, %s a window where a Poisson stream at %s req/s brings %s "+
-		"(more than %d standard deviations above): bursts the rate's window averages away, whose %s busy slots need %s replicas at full batches",
+	return n, fmt.Sprintf("; arrivals peak at %s req/s over %s, %s a window where a Poisson stream at %s req/s "+
+		"(the highest rate read over the last minute) brings %s (more than %d standard deviations above): "+
+		"bursts the rate's window averages away, whose %s busy slots need %s replicas at full batches",
 		formatNumber(peak), window, formatNumber(peak*window.Seconds()), formatNumber(arrivals), formatNumber(mean), peakSigmas,
 		formatNumber(peak*service), formatNumber(math.Ceil(n))), true
 }
