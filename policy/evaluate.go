@@ -264,11 +264,12 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 
 	var projectionHold time.Duration
 	var stopKeep int32
-	if src := demandSource(spec); src != nil {
+	demand := demandSource(spec)
+	if demand != nil {
 		// Seen demand against seen demand: a projection switching on is not a burst, nor one switching off a
 		// stop.
 		st.noteBurst(seen, now, lead)
-		stopKeep = st.keepAfterStop(seen, current, now, lead, src.rateWindow(), src.keepAfterStop())
+		stopKeep = st.keepAfterStop(seen, current, now, lead, demand.rateWindow(), demand.keepAfterStop())
 		projectionHold = lead
 	}
 	stabilized, l := st.stabilize(spec, current, proposal, seen, forecastable, projectionHold, now)
@@ -320,8 +321,7 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	// After an abrupt stop the capacity for the load before it waits for the load's return; a regular
 	// cycle's forecast orders it ahead of each burst instead.
 	if keep := min(stopKeep, current); desired < keep && !cycle.regular(lead) {
-		src := demandSource(spec)
-		d.limit(LimitLoadStopped, desired, keep, st.Stop.describe(src.keepAfterStop(), src.rateWindow()))
+		d.limit(LimitLoadStopped, desired, keep, st.Stop.describe(demand.keepAfterStop(), demand.rateWindow()))
 		desired = keep
 	}
 	waiting := waitingRequests(spec, obs)

@@ -603,7 +603,7 @@ func (d *DemandSource) peakReplicas(r *DemandReading, arrivals, service float64)
 	if r.PeakArrivals == nil || d.Concurrency <= 0 || math.IsNaN(*r.PeakArrivals) || math.IsInf(*r.PeakArrivals, 0) {
 		return 0, "", false
 	}
-	peak, window := *r.PeakArrivals, d.peakWindow()
+	peak, window := *r.PeakArrivals, d.PeakRateWindow()
 	mean := max(arrivals, 0) * window.Seconds()
 	if peak*window.Seconds() <= mean+peakSigmas*math.Sqrt(mean) {
 		return 0, "", false
@@ -616,8 +616,9 @@ func (d *DemandSource) peakReplicas(r *DemandReading, arrivals, service float64)
 		formatNumber(peak*service), formatNumber(math.Ceil(n))), true
 }
 
-// peakWindow is the range of the peak arrivals' rate() (DemandSource.PeakWindow).
-func (d *DemandSource) peakWindow() time.Duration {
+// PeakRateWindow is the range of the peak arrivals' rate(): PeakWindow, or its default. The simulator
+// reads its peak over the same.
+func (d *DemandSource) PeakRateWindow() time.Duration {
 	if w := d.PeakWindow.D(); w > 0 {
 		return w
 	}

@@ -110,9 +110,9 @@ type DemandSource struct {
 	// max_over_time(sum(rate(requests[10s]))[1m:2s]) (Prometheus must scrape at least twice a window).
 	// Optional. When its count over the window stands more than peakSigmas standard deviations above what a
 	// Poisson stream would bring at the highest arrival rate read over that minute, the requests come in
-	// bursts the rate's window averages away (a client firing on the minute, a batch submitted at once), and the replicas are at least those
-	// that hold the peak's busy slots (the peak rate x the service time) at full batches. Unreadable, it is
-	// left out.
+	// bursts the rate's window averages away (a client firing on the minute, a batch submitted at once),
+	// and the replicas are at least those that hold the peak's busy slots (the peak rate x the service
+	// time) at full batches. Unreadable, it is left out.
 	PeakArrivals *MetricIdentifier `json:"peakArrivals,omitempty"`
 	// PeakWindow is the range of PeakArrivals's rate() (default 10s).
 	PeakWindow Duration `json:"peakWindow,omitempty"`

@@ -67,11 +67,7 @@ func (s *sim) read(m policy.MetricSpec) policy.MetricReading {
 			d.Backlog = &b
 		}
 		if m.Demand != nil && m.Demand.PeakArrivals != nil {
-			window := m.Demand.PeakWindow.D()
-			if window <= 0 {
-				window = policy.DefaultPeakWindow
-			}
-			p := s.peakArrivalRate(window)
+			p := s.peakArrivalRate(m.Demand.PeakRateWindow())
 			d.PeakArrivals = &p
 		}
 		r.Demand = d
