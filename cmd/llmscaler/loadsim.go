@@ -31,7 +31,7 @@ type traceFlags struct {
 }
 
 func (f *traceFlags) add(cmd *cobra.Command, compressDefault float64) {
-	cmd.Flags().StringVar(&f.file, "trace", "deploy/examples/traces/AzureLLMInferenceTrace_conv.csv", "trace in the Azure CSV format (TIMESTAMP,ContextTokens,GeneratedTokens)")
+	cmd.Flags().StringVar(&f.file, "trace", "deploy/examples/traces/AzureLLMInferenceTrace_conv.csv", "trace CSV: the Azure LLM inference traces' (2023, 2024: TIMESTAMP,ContextTokens,GeneratedTokens) or BurstGPT's (Timestamp,...,Request tokens,Response tokens,...)")
 	cmd.Flags().StringVar(&f.window, "window", "", "part of the trace to use, FROM-TO (such as 10m-40m); default all")
 	cmd.Flags().Float64Var(&f.rateScale, "rate-scale", 1, "multiply the trace's request rate")
 	cmd.Flags().Float64Var(&f.compress, "compress", compressDefault, "play the trace this many times faster")
@@ -53,9 +53,9 @@ func (f *traceFlags) load() ([]trace.Request, error) {
 		if err != nil {
 			return nil, err
 		}
-		reqs = trace.Window(reqs, from, to)
-		if len(reqs) == 0 {
-			return nil, usagef("--window %s holds no request of the trace (it lasts %s)", f.window, trace.Duration(reqs))
+		lasts := trace.Duration(reqs)
+		if reqs = trace.Window(reqs, from, to); len(reqs) == 0 {
+			return nil, usagef("--window %s holds no request of the trace (it lasts %s)", f.window, lasts.Round(time.Second))
 		}
 	}
 	return trace.Compress(trace.Scale(reqs, f.rateScale, f.seed), f.compress), nil

@@ -40,8 +40,9 @@ func newSimCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sim [-f model.yaml]",
 		Short: "Simulate a trace against our policy, the HPA with the Cluster Autoscaler, a static size and an oracle",
-		Long: `sim is a discrete-event simulation of a model's GPU capacity under an LLM trace (Azure CSV format). It runs
-our real decision code (the policy the autoscaler workflow runs, with the sagas' semantics) beside:
+		Long: `sim is a discrete-event simulation of a model's GPU capacity under an LLM trace (the Azure LLM inference
+traces' CSV, 2023 or 2024, or BurstGPT's). It runs our real decision code (the policy the autoscaler
+workflow runs, with the sagas' semantics) beside:
   hpa+ca   the HPA on in-flight requests at 70% of the batch, default behavior, with the Cluster Autoscaler
            (nodes for pending pods, removed after the unneeded time; removed pods get --baseline-grace);
   static   the cheapest constant replica count that meets the SLO (found by bisection);

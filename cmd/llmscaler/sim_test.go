@@ -2,10 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/llmscaler/llmscaler/internal/trace"
 )
 
 const simTrace = "../../deploy/examples/traces/AzureLLMInferenceTrace_conv.csv"
@@ -48,7 +52,8 @@ func TestSimRefusesBadInputWithWhatToFix(t *testing.T) {
 		want string
 	}{
 		{[]string{"--compress", "10"}, "--compress does not apply to sim"},
-		{[]string{"--window", "2h-3h"}, "holds no request"},
+		{[]string{"--window", "2h-3h"}, "holds no request of the trace (it lasts 58m22s)"},
+		{[]string{"--trace", "sim_test.go"}, "want the Azure traces' TIMESTAMP,ContextTokens,GeneratedTokens or BurstGPT's"},
 		{[]string{"--model-load", "-5s"}, "a delay cannot be negative"},
 		{[]string{"--node-ready", "soon"}, "is not a duration"},
 		{[]string{"--window", "0m-5m"}, "warm-up (7m20s) is not shorter than the trace"},
@@ -137,5 +142,50 @@ func TestSimSizesTheSpecForTheServersAndSLOItSimulates(t *testing.T) {
 	}
 	if a, _ := run(wide); a["serving"].(map[string]any)["maxBatch"] != 32.0 {
 		t.Fatalf("a spec for 32-sequence servers simulated on %v", a["serving"])
+	}
+}
+
+// The conversation trace written as the Azure 2024 traces write theirs (six fractional digits and an
+// offset) and as BurstGPT does (seconds since the start, its other columns) simulates alike: a trace of
+// either dataset runs as it is downloaded.
+func TestSimReadsEachDatasetsFormatAlike(t *testing.T) {
+	reqs, err := trace.ReadFile(simTrace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs = trace.Window(reqs, 0, 20*time.Minute)
+	var azure2024, burstGPT strings.Builder
+	azure2024.WriteString("TIMESTAMP,ContextTokens,GeneratedTokens\n")
+	burstGPT.WriteString("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n")
+	start, zone := time.Date(2024, 5, 10, 0, 0, 0, 0, time.UTC), time.FixedZone("", 2*3600)
+	for _, r := range reqs {
+		at := r.At.Truncate(time.Microsecond)
+		fmt.Fprintf(&azure2024, "%s,%d,%d\n", start.Add(at).In(zone).Format("2006-01-02 15:04:05.000000-07:00"), r.Prompt, r.Output)
+		fmt.Fprintf(&burstGPT, "%d.%06d,ChatGPT,%d,%d,%d,Conversation log\n", at/time.Second, at%time.Second/time.Microsecond, r.Prompt, r.Output, r.Prompt+r.Output)
+	}
+	report := func(name, content string) string {
+		t.Helper()
+		file := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, errOut, code := runCLI(t, "", "sim", "--trace", file, "-f", simSpec, "--rate-scale", "2", "--workflow=false", "-o", "json")
+		if code != exitOK {
+			t.Fatalf("%s: exit %d: %s", name, code, errOut)
+		}
+		// The report names its trace; the rest must agree.
+		return strings.ReplaceAll(out, file, "TRACE")
+	}
+	azure, burst := report("azure2024.csv", azure2024.String()), report("burstgpt.csv", burstGPT.String())
+	if azure != burst {
+		t.Errorf("the same requests in BurstGPT's format simulated otherwise than in the Azure 2024 format:\n%s\nvs\n%s", burst, azure)
+	}
+	var rep struct {
+		Assumptions struct {
+			Requests int `json:"trace_requests"`
+		} `json:"assumptions"`
+	}
+	if err := json.Unmarshal([]byte(azure), &rep); err != nil || rep.Assumptions.Requests != 2*len(reqs) {
+		t.Errorf("%d requests simulated, want the window's %d at twice the rate (%v)", rep.Assumptions.Requests, 2*len(reqs), err)
 	}
 }

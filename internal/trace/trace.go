@@ -1,6 +1,7 @@
-// Package trace reads LLM inference traces in the Azure public dataset's CSV format
-// (TIMESTAMP,ContextTokens,GeneratedTokens) and reshapes them for replay: a time window, a rate multiplier,
-// a time compression. The load simulator and the trace-driven simulator share it.
+// Package trace reads LLM inference traces in the CSV formats of the public datasets (the Azure LLM
+// inference traces of 2023 and 2024, TIMESTAMP,ContextTokens,GeneratedTokens; BurstGPT's
+// Timestamp,...,Request tokens,Response tokens,...) and reshapes them for replay: a time window, a rate
+// multiplier, a time compression. The load simulator and the trace-driven simulator share it.
 package trace
 
 import (
@@ -27,10 +28,52 @@ type Request struct {
 	Output int32
 }
 
-// timeLayout reads the dataset's timestamps ("2023-11-16 18:15:46.6805900", seven fractional digits).
-const timeLayout = "2006-01-02 15:04:05.9999999"
+// format is a dataset's CSV layout: the columns (by header name) of the arrival time and of the prompt's
+// and the answer's tokens, and how an arrival time is read. Other columns are ignored.
+type format struct {
+	name                 string
+	arrival, prompt, gen string
+	readArrival          func(string) (time.Duration, error)
+}
 
-// ReadFile reads an Azure-format CSV trace.
+// formats are the datasets read, each known by its header.
+var formats = []format{
+	{name: "Azure LLM inference", arrival: "TIMESTAMP", prompt: "ContextTokens", gen: "GeneratedTokens", readArrival: wallClock},
+	// BurstGPT's timestamps are seconds since its start; its releases differ in their other columns (a
+	// session, an elapsed time), which are not needed here.
+	{name: "BurstGPT", arrival: "Timestamp", prompt: "Request tokens", gen: "Response tokens", readArrival: seconds},
+}
+
+// wallClock reads the Azure traces' timestamps as the time since the Unix epoch: "2023-11-16
+// 18:15:46.6805900" (2023: no zone, seven fractional digits) and "2024-05-10 00:00:00.009930+00:00" (2024:
+// six digits and an offset; a timestamp on the second has no fraction), or with RFC 3339's T between the
+// date and the time. A timestamp without a zone is UTC. The layout is chosen by looking, not by trying
+// each: a week's trace has tens of millions of rows.
+func wallClock(s string) (time.Duration, error) {
+	layout := "2006-01-02 15:04:05.999999999"
+	if len(s) > 10 && s[10] == 'T' {
+		layout = "2006-01-02T15:04:05.999999999"
+	}
+	if len(s) > 19 && strings.ContainsAny(s[19:], "Z+-") {
+		layout += "Z07:00"
+	}
+	t, err := time.Parse(layout, s)
+	if err != nil {
+		return 0, errors.New("want a date and time such as 2023-11-16 18:15:46.6805900 or 2024-05-10 00:00:00.009930+00:00")
+	}
+	return time.Duration(t.UnixNano()), nil
+}
+
+// seconds reads a time in seconds (a decimal fraction allowed).
+func seconds(s string) (time.Duration, error) {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 || v > math.MaxInt64/1e9 {
+		return 0, errors.New("want seconds, a number >= 0")
+	}
+	return time.Duration(math.Round(v * 1e9)), nil
+}
+
+// ReadFile reads a CSV trace in one of the datasets' formats.
 func ReadFile(path string) ([]Request, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -44,22 +87,26 @@ func ReadFile(path string) ([]Request, error) {
 	return reqs, nil
 }
 
-// Read parses an Azure-format CSV trace, sorted by arrival, with times relative to the first request.
+// Read parses a CSV trace in one of the datasets' formats (told apart by the header), sorted by arrival,
+// with times relative to the first request. A request that generated no token (a failed one, in BurstGPT)
+// is read as generating one: it arrived, and took its prefill and a decode step.
 func Read(r io.Reader) ([]Request, error) {
 	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = 3
+	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err != nil {
 		return nil, fmt.Errorf("reading the header: %w", err)
 	}
-	if strings.TrimSpace(header[0]) != "TIMESTAMP" {
-		return nil, fmt.Errorf("header %v: want TIMESTAMP,ContextTokens,GeneratedTokens", header)
+	header = slices.Clone(header)
+	for i := range header {
+		header[i] = strings.TrimSpace(strings.TrimPrefix(header[i], "\ufeff"))
 	}
-	type row struct {
-		t        time.Time
-		ctx, gen int32
+	f, cols, ok := detect(header)
+	if !ok {
+		return nil, fmt.Errorf("header %q: want the Azure traces' TIMESTAMP,ContextTokens,GeneratedTokens or BurstGPT's "+
+			"Timestamp,Model,Request tokens,Response tokens,... (columns named so, in any order)", strings.Join(header, ","))
 	}
-	var rows []row
+	var out []Request
 	for line := 2; ; line++ {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -68,26 +115,37 @@ func Read(r io.Reader) ([]Request, error) {
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %w", line, err)
 		}
-		t, err := time.Parse(timeLayout, strings.TrimSpace(rec[0]))
+		at, err := f.readArrival(strings.TrimSpace(rec[cols[0]]))
 		if err != nil {
-			return nil, fmt.Errorf("line %d: timestamp %q: %w", line, rec[0], err)
+			return nil, fmt.Errorf("line %d: %s %q: %w", line, f.arrival, rec[cols[0]], err)
 		}
-		c, err1 := strconv.ParseInt(strings.TrimSpace(rec[1]), 10, 32)
-		g, err2 := strconv.ParseInt(strings.TrimSpace(rec[2]), 10, 32)
+		c, err1 := strconv.ParseInt(strings.TrimSpace(rec[cols[1]]), 10, 32)
+		g, err2 := strconv.ParseInt(strings.TrimSpace(rec[cols[2]]), 10, 32)
 		if err1 != nil || err2 != nil || c < 0 || g < 0 {
-			return nil, fmt.Errorf("line %d: token counts %q, %q must be whole numbers >= 0", line, rec[1], rec[2])
+			return nil, fmt.Errorf("line %d: token counts %q (%s), %q (%s) must be whole numbers >= 0", line, rec[cols[1]], f.prompt, rec[cols[2]], f.gen)
 		}
-		rows = append(rows, row{t, int32(c), int32(g)})
+		out = append(out, Request{At: at, Prompt: int32(c), Output: max(int32(g), 1)})
 	}
-	if len(rows) == 0 {
+	if len(out) == 0 {
 		return nil, errors.New("no requests")
 	}
-	slices.SortStableFunc(rows, func(a, b row) int { return a.t.Compare(b.t) })
-	out := make([]Request, len(rows))
-	for i, r := range rows {
-		out[i] = Request{At: r.t.Sub(rows[0].t), Prompt: r.ctx, Output: max(r.gen, 1)}
+	slices.SortStableFunc(out, func(a, b Request) int { return cmp.Compare(a.At, b.At) })
+	first := out[0].At
+	for i := range out {
+		out[i].At -= first
 	}
 	return out, nil
+}
+
+// detect finds the format whose columns the header names, and their indexes (arrival, prompt, answer).
+func detect(header []string) (format, [3]int, bool) {
+	for _, f := range formats {
+		cols := [3]int{slices.Index(header, f.arrival), slices.Index(header, f.prompt), slices.Index(header, f.gen)}
+		if !slices.Contains(cols[:], -1) {
+			return f, cols, true
+		}
+	}
+	return format{}, [3]int{}, false
 }
 
 // Duration is the time from the first to the last arrival.
