@@ -130,7 +130,7 @@ func (s *State) demandTrend(slots float64, now time.Time, lead, horizon, window 
 	s.noteDemandMinute(slots, now)
 	se, repeats := s.findSeason(lead)
 	if repeats && se.forecasts(lead) {
-		return se.forecast(s.DemandMinutes, horizon)
+		return se.forecast(s.DemandMinutes, horizon, slots)
 	}
 	if now.Sub(s.Demand[0].Time) < lead || s.Started.IsZero() || now.Sub(s.Started) < 2*lead {
 		return 0, ""

@@ -105,13 +105,29 @@ func (s season) why() string {
 }
 
 // forecast is the rise over the horizon's minutes (rounded up) that the season saw at the same point one
-// period ago, and the record's account of it.
-func (s season) forecast(levels []float64, horizon time.Duration) (float64, string) {
+// period ago, and the record's account of it; the rise ends at the level it reached then: a load repeats
+// at about its period, not to the minute, and a rise that came early this period is not added again on top
+// of itself. Added to the reading whatever it was, bursts at random times, taken for a 17-minute season,
+// had the last period's burst ordered on top of the one under way (19 replicas where 13 served it): 4.7%
+// more node-hours for the same requests in time, 3.3% on bursts whose cycle jitters, about 1% on a sine on
+// a slow rise and a sawtooth. Bursts that ramp over 4 minutes lost 0.9 points of the 77.6% met: their
+// projection, early or not, serves late.
+func (s season) forecast(levels []float64, horizon time.Duration, now float64) (float64, string) {
 	minutes := int(math.Ceil(horizon.Minutes()))
-	if seen := s.rise(levels, minutes); seen > 0 {
-		return seen, fmt.Sprintf("forecast: %s, and one period ago it rose %s busy slots over the next %d minutes", s.why(), formatNumber(seen), minutes)
+	seen := s.rise(levels, minutes)
+	if seen <= 0 {
+		return 0, fmt.Sprintf("no rise forecast: %s, and one period ago it did not rise over the next %d minutes", s.why(), minutes)
 	}
-	return 0, fmt.Sprintf("no rise forecast: %s, and one period ago it did not rise over the next %d minutes", s.why(), minutes)
+	top := levels[len(levels)-1-s.period] + seen
+	switch {
+	case top <= now:
+		return 0, fmt.Sprintf("no rise forecast: %s, and one period ago it rose to %s busy slots over the next %d minutes, which the reading now has reached",
+			s.why(), formatNumber(top), minutes)
+	case top-now < seen:
+		return top - now, fmt.Sprintf("forecast: %s, and one period ago it rose to %s busy slots over the next %d minutes, %s above the reading now",
+			s.why(), formatNumber(top), minutes, formatNumber(top-now))
+	}
+	return seen, fmt.Sprintf("forecast: %s, and one period ago it rose %s busy slots over the next %d minutes", s.why(), formatNumber(seen), minutes)
 }
 
 // cap lowers a projected rise to the rise the season saw at the same point one period ago, over the

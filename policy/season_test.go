@@ -121,3 +121,34 @@ func TestALongSeasonForecastsTheNextRiseBeforeTheReadingsShowIt(t *testing.T) {
 		t.Fatalf("the first trough projected a rise:\n%s", d.Metrics[0].Note)
 	}
 }
+
+// One period ago the load rose from 50 to 150 busy slots within the next minutes. The season forecasts that
+// rise from a reading at the level it rose from, the rest of it from a reading part of the way up (the rise
+// came early this period), and none once the reading is at the level it reached; a reading below it (the
+// load drifted down) still gets the whole rise.
+func TestASeasonsForecastEndsAtTheLevelTheRiseReachedOnePeriodAgo(t *testing.T) {
+	levels := make([]float64, 41)
+	for i := range levels {
+		levels[i] = 50
+		if i%20 >= 3 && i%20 < 8 {
+			levels[i] = 150
+		}
+	}
+	se := season{period: 20}
+	// 40 is the current minute; one period before it, 20, was 3 minutes before the rise.
+	for _, c := range []struct {
+		now, want float64
+		says      string
+	}{
+		{50, 100, "it rose 100 busy slots over the next 4 minutes"},
+		{20, 100, "it rose 100 busy slots"},
+		{110, 40, "it rose to 150 busy slots over the next 4 minutes, 40 above the reading now"},
+		{150, 0, "no rise forecast: the load repeats every 20 minutes"},
+		{180, 0, "which the reading now has reached"},
+	} {
+		got, why := se.forecast(levels, 3*time.Minute+40*time.Second, c.now)
+		if got != c.want || !strings.Contains(why, c.says) {
+			t.Errorf("reading %v: forecast %v (%s), want %v saying %q", c.now, got, why, c.want, c.says)
+		}
+	}
+}

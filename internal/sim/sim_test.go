@@ -488,8 +488,10 @@ func TestOnAFourthSweepOfUntunedShapes(t *testing.T) {
 		}, 0.96, 1.05},
 		// 87.38% for 31.54 node-hours when the peak arrivals were weighed against the minute's last rate
 		// (see TestOnASweepOfHeavyTailedShapes): the minute after each fall read as bursts and was held.
+		// 77.58% until a season's forecast rise ended at the level it reached (policy/season.go): taken for
+		// a season, the last burst's rise was added to a ramp under way, ordering earlier by accident.
 		{"bursts that ramp (5 -> 25 req/s over 4 min, 6 min at the top, 15-30 min apart)", 2 * time.Hour,
-			gradualBursts(1, 15, 30), 0.77, 1.25},
+			gradualBursts(1, 15, 30), 0.765, 1.25},
 		// 74.50% at 13.78 node-hours until the capacity before an abrupt stop waited for the load's return
 		// (policy.State.keepAfterStop), now about static's node-hours.
 		{"near idle, then busy (1 req/s for 25 min, 15 for 20)", 2 * time.Hour, func(t time.Duration) float64 {
@@ -584,7 +586,9 @@ func TestBurstsShorterThanTheRateWindowAreSizedAtTheirPeak(t *testing.T) {
 	}{
 		{"10 req/s, 30 for 10 s each minute", synthetic(2*time.Hour, 3, onTheMinute), 0.995, 1.2, 0.7, true},
 		{"10 req/s, 40 for 30 s every 5 min", synthetic(2*time.Hour, 3, everyFive), 0.99, 1.05, 0.8, false},
-		{"8 req/s, 400 requests within 4 s every 20 min", batches, 0.96, 0.7, 0.95, false},
+		// 96.03% until a season's forecast rise ended at the level it reached (policy/season.go: the batches
+		// are taken for a season), now 95.98% for 1% fewer node-hours.
+		{"8 req/s, 400 requests within 4 s every 20 min", batches, 0.955, 0.7, 0.95, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rep := compareOn(t, c.reqs)
