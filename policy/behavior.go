@@ -164,7 +164,7 @@ func (s *State) demandTrend(slots float64, now time.Time, lead, horizon, window 
 		why = fmt.Sprintf("the slope since the readings turned to a rise at %s", turned.at.UTC().Format(time.TimeOnly))
 	}
 	if repeats {
-		if rise, capped := se.cap(s.DemandMinutes, slope*horizon.Seconds(), horizon); capped != "" {
+		if rise, capped := se.cap(s.DemandMinutes, slope*horizon.Seconds(), horizon, slots); capped != "" {
 			return rise, capped
 		}
 	}

@@ -152,3 +152,26 @@ func TestASeasonsForecastEndsAtTheLevelTheRiseReachedOnePeriodAgo(t *testing.T) 
 		}
 	}
 }
+
+// Just after a sawtooth's drop the rate, read over its window, still reads the top for a minute. The
+// season lets through a projected rise no further than the level the next ramp reached one period ago:
+// none from a reading at the top, all of it from the trough, the rest of the way from halfway.
+func TestASeasonCapsAProjectedRiseAtTheLevelTheLastPeriodReached(t *testing.T) {
+	levels := sawtoothMinutes()[:51] // the last minute is a drop's: 35 busy slots, the top before it 161
+	se := season{period: 10}
+	horizon := 3*time.Minute + 40*time.Second
+	top := levels[40] + se.rise(levels, 4)
+	for _, c := range []struct {
+		now, want float64
+		says      string
+	}{
+		{levels[49], 0, "which the reading now has reached"},
+		{levels[40], 40, ""},
+		{top - 25, 25, "25 above the reading now, not the 40 projected"},
+	} {
+		got, why := se.cap(levels, 40, horizon, c.now)
+		if math.Abs(got-c.want) > 1e-9 || !strings.Contains(why, c.says) || (c.says == "") != (why == "") {
+			t.Errorf("reading %.1f: rise %.1f (%q), want %.1f saying %q", c.now, got, why, c.want, c.says)
+		}
+	}
+}
