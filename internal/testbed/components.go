@@ -279,11 +279,22 @@ options:
 	// until a node event requeues it; on a loaded machine that event can pass it by, and the scheduler then
 	// retries it after 5 minutes (seen in CI: a test's two initial pods, one Pending for its whole minute).
 	// Retrying within 10 s keeps such a race from deciding a test.
+	//
+	// The controller manager and the scheduler run alone, so they elect no leader: an elected one that
+	// cannot renew its lease in time exits, and kwokctl does not restart it. Seen in CI: the disk stalled
+	// (etcd's fdatasync took 1.6 s, an apply 14.5 s), both lost their leases and exited, and every later
+	// test waited in vain for its namespace's default service account.
 	b.WriteString(`componentsPatches:
 - name: kube-scheduler
   extraArgs:
   - key: pod-max-in-unschedulable-pods-duration
     value: 10s
+  - key: leader-elect
+    value: "false"
+- name: kube-controller-manager
+  extraArgs:
+  - key: leader-elect
+    value: "false"
 `)
 	for _, f := range []string{"stages-node.yaml", "stages-pod.yaml", "metrics.yaml"} {
 		data, err := os.ReadFile(filepath.Join(root, "deploy", "dev", "kwok", f))

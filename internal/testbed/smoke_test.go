@@ -280,3 +280,25 @@ func TestPrometheusScrapesATargetAndAnswersPromQL(t *testing.T) {
 		t.Fatalf("Prometheus never answered %s = 12 (last: %s)", query, last)
 	}
 }
+
+// The controller manager and the scheduler elect no leader (see kwokctlConfig): one that could not renew a
+// lease through a disk stall would exit, and nothing would create service accounts or schedule pods after.
+// Electing none, they take no lease in kube-system.
+func TestTheControlPlaneRunsWithoutLeaderLeasesItCouldLose(t *testing.T) {
+	kube := testbed.KubeClient(t)
+	// The service account controller has run: the namespace's default account exists.
+	testbed.Namespace(t)
+	leases, err := kube.CoordinationV1().Leases("kube-system").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range leases.Items {
+		if l.Name == "kube-controller-manager" || l.Name == "kube-scheduler" {
+			holder := ""
+			if l.Spec.HolderIdentity != nil {
+				holder = *l.Spec.HolderIdentity
+			}
+			t.Errorf("lease kube-system/%s held by %q: the component elects a leader, and exits when it cannot renew", l.Name, holder)
+		}
+	}
+}
