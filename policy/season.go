@@ -98,13 +98,13 @@ func (s season) rise(levels []float64, minutes int) float64 {
 	return top - levels[from]
 }
 
-// riseAhead is the rise the season saw over the next minutes one period ago, ending at the level it reached
-// then (top): a load repeats at about its period, not to the minute, and a rise that came early this
-// period, or a reading that lags a drop (a rate over its window), is not a base to add it to again.
-func (s season) riseAhead(levels []float64, minutes int, now float64) (rise, top float64) {
-	seen := s.rise(levels, minutes)
+// riseAhead is the rise the season saw over the next minutes one period ago (seen), ending at the level it
+// reached then (top): a load repeats at about its period, not to the minute, and a rise that came early
+// this period, or a reading that lags a drop (a rate over its window), is not a base to add it to again.
+func (s season) riseAhead(levels []float64, minutes int, now float64) (rise, seen, top float64) {
+	seen = s.rise(levels, minutes)
 	top = levels[len(levels)-1-s.period] + seen
-	return min(seen, top-now), top
+	return min(seen, top-now), seen, top
 }
 
 // why is the record's account of the season.
@@ -121,11 +121,10 @@ func (s season) why() string {
 // that ramp over 4 minutes lost 0.9 points of the 77.6% met: their projection, early or not, serves late.
 func (s season) forecast(levels []float64, horizon time.Duration, now float64) (float64, string) {
 	minutes := int(math.Ceil(horizon.Minutes()))
-	if s.rise(levels, minutes) <= 0 {
+	rise, seen, top := s.riseAhead(levels, minutes, now)
+	switch {
+	case seen <= 0:
 		return 0, fmt.Sprintf("no rise forecast: %s, and one period ago it did not rise over the next %d minutes", s.why(), minutes)
-	}
-	rise, top := s.riseAhead(levels, minutes, now)
-	switch seen := s.rise(levels, minutes); {
 	case rise <= 0:
 		return 0, fmt.Sprintf("no rise forecast: %s, and one period ago it rose to %s busy slots over the next %d minutes, which the reading now has reached",
 			s.why(), formatNumber(top), minutes)
@@ -143,19 +142,18 @@ func (s season) forecast(levels []float64, horizon time.Duration, now float64) (
 // for a minute, had the next ramp's rise ordered on top of it each period: nodes launched for a ramp that
 // had not begun, 16% more node-hours than the static size; 7% with the rise ending at the ramp's top
 // (95.8% met either way).
-func (s season) cap(levels []float64, rise float64, horizon time.Duration, now float64) (float64, string) {
+func (s season) cap(levels []float64, projected float64, horizon time.Duration, now float64) (float64, string) {
 	minutes := int(math.Ceil(horizon.Minutes()))
-	seen, top := s.riseAhead(levels, minutes, now)
-	if seen >= rise {
-		return rise, ""
-	}
-	if s.rise(levels, minutes) <= 0 {
+	rise, seen, top := s.riseAhead(levels, minutes, now)
+	switch {
+	case rise >= projected:
+		return projected, ""
+	case seen <= 0:
 		return 0, fmt.Sprintf("no rise projected: %s, and one period ago it did not rise over the next %d minutes", s.why(), minutes)
-	}
-	if seen <= 0 {
+	case rise <= 0:
 		return 0, fmt.Sprintf("no rise projected: %s, and one period ago it rose to %s busy slots over the next %d minutes, which the reading now has reached",
 			s.why(), formatNumber(top), minutes)
 	}
-	return seen, fmt.Sprintf("rise capped at one period ago's: %s, and then it rose to %s busy slots over the next %d minutes, %s above the reading now, not the %s projected",
-		s.why(), formatNumber(top), minutes, formatNumber(seen), formatNumber(rise))
+	return rise, fmt.Sprintf("rise capped at one period ago's: %s, and then it rose to %s busy slots over the next %d minutes, %s above the reading now, not the %s projected",
+		s.why(), formatNumber(top), minutes, formatNumber(rise), formatNumber(projected))
 }
