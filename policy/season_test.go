@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -143,7 +144,7 @@ func TestASeasonsForecastEndsAtTheLevelTheRiseReachedOnePeriodAgo(t *testing.T) 
 		{50, 100, "it rose 100 busy slots over the next 4 minutes"},
 		{20, 100, "it rose 100 busy slots"},
 		{110, 40, "it rose to 150 busy slots over the next 4 minutes, 40 above the reading now"},
-		{150, 0, "no rise forecast: the load repeats every 20 minutes"},
+		{150, 0, "to 150 busy slots over the next 4 minutes, which the reading now has reached"},
 		{180, 0, "which the reading now has reached"},
 	} {
 		got, why := se.forecast(levels, 3*time.Minute+40*time.Second, c.now)
@@ -160,18 +161,23 @@ func TestASeasonCapsAProjectedRiseAtTheLevelTheLastPeriodReached(t *testing.T) {
 	levels := sawtoothMinutes()[:51] // the last minute is a drop's: 35 busy slots, the top before it 161
 	se := season{period: 10}
 	horizon := 3*time.Minute + 40*time.Second
-	top := levels[40] + se.rise(levels, 4)
+	seen := se.rise(levels, 4)
+	top := levels[40] + seen
 	for _, c := range []struct {
-		now, want float64
-		says      string
+		now, projected, want float64
+		says                 string
 	}{
-		{levels[49], 0, "which the reading now has reached"},
-		{levels[40], 40, ""},
-		{top - 25, 25, "25 above the reading now, not the 40 projected"},
+		{levels[49], 40, 0, "which the reading now has reached"},
+		{levels[40], 40, 40, ""},
+		{top - 25, 40, 25, "25 above the reading now, not the 40 projected"},
+		// Below the level the ramp rose from (the load fell further this period): the whole rise, no more.
+		{levels[40] - 30, 40, 40, ""},
+		{levels[40] - 30, seen + 20, seen, fmt.Sprintf("then it rose %s busy slots over the next 4 minutes, not the %s projected",
+			formatNumber(seen), formatNumber(seen+20))},
 	} {
-		got, why := se.cap(levels, 40, horizon, c.now)
+		got, why := se.cap(levels, c.projected, horizon, c.now)
 		if math.Abs(got-c.want) > 1e-9 || !strings.Contains(why, c.says) || (c.says == "") != (why == "") {
-			t.Errorf("reading %.1f: rise %.1f (%q), want %.1f saying %q", c.now, got, why, c.want, c.says)
+			t.Errorf("reading %.1f, %.1f projected: rise %.1f (%q), want %.1f saying %q", c.now, c.projected, got, why, c.want, c.says)
 		}
 	}
 }

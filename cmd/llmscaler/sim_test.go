@@ -157,10 +157,12 @@ func TestSimReadsEachDatasetsFormatAlike(t *testing.T) {
 	var azure2024, burstGPT strings.Builder
 	azure2024.WriteString("TIMESTAMP,ContextTokens,GeneratedTokens\n")
 	burstGPT.WriteString("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n")
-	start, zone := time.Date(2024, 5, 10, 0, 0, 0, 0, time.UTC), time.FixedZone("", 2*3600)
-	for _, r := range reqs {
+	// The offsets differ from row to row, so that a reader ignoring them would get other arrivals.
+	start := time.Date(2024, 5, 10, 0, 0, 0, 0, time.UTC)
+	zones := []*time.Location{time.UTC, time.FixedZone("", 2*3600), time.FixedZone("", -7*3600), time.FixedZone("", 5*3600+1800)}
+	for i, r := range reqs {
 		at := r.At.Truncate(time.Microsecond)
-		fmt.Fprintf(&azure2024, "%s,%d,%d\n", start.Add(at).In(zone).Format("2006-01-02 15:04:05.000000-07:00"), r.Prompt, r.Output)
+		fmt.Fprintf(&azure2024, "%s,%d,%d\n", start.Add(at).In(zones[i%len(zones)]).Format("2006-01-02 15:04:05.000000Z07:00"), r.Prompt, r.Output)
 		fmt.Fprintf(&burstGPT, "%d.%06d,ChatGPT,%d,%d,%d,Conversation log\n", at/time.Second, at%time.Second/time.Microsecond, r.Prompt, r.Output, r.Prompt+r.Output)
 	}
 	report := func(name, content string) string {

@@ -554,7 +554,7 @@ func TestOnALoadThatPausesTheDeploymentWaitsForItsReturn(t *testing.T) {
 // ours met 65.21%, 72.88% and 93.63%. Sized at the peak's busy slots once the peak over 10 s stands far
 // above what a Poisson stream at the highest rate read over the minute brings (policy.peakReplicas):
 // 99.92% (15% more node-hours than static, 7% more than hpa+ca, which meets 98.49%), 99.18% (1% more
-// than static; hpa+ca 100% for 34% more) and 96.03% (a third fewer than static; hpa+ca 93.98% for 17%
+// than static; hpa+ca 100% for 34% more) and 95.98% (a third fewer than static; hpa+ca 93.98% for 18%
 // more).
 func TestBurstsShorterThanTheRateWindowAreSizedAtTheirPeak(t *testing.T) {
 	onTheMinute := func(t time.Duration) float64 {

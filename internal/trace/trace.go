@@ -61,13 +61,18 @@ func wallClock(s string) (time.Duration, error) {
 	if err != nil {
 		return 0, errors.New("want a date and time such as 2023-11-16 18:15:46.6805900 or 2024-05-10 00:00:00.009930+00:00")
 	}
+	// Nanoseconds since 1970 fit a Duration for about 292 years, and so do the differences between them.
+	if y := t.Year(); y < 1970 || y >= 2200 {
+		return 0, fmt.Errorf("year %d: want a date from 1970 to 2199", y)
+	}
 	return time.Duration(t.UnixNano()), nil
 }
 
 // seconds reads a time in seconds (a decimal fraction allowed).
 func seconds(s string) (time.Duration, error) {
 	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 || v > math.MaxInt64/1e9 {
+	// At most about 292 years, what a Duration holds (at the bound, v x 1e9 rounds to 2^63 and wraps).
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 || v >= math.MaxInt64/1e9 {
 		return 0, errors.New("want seconds, a number >= 0")
 	}
 	return time.Duration(math.Round(v * 1e9)), nil
@@ -91,7 +96,13 @@ func ReadFile(path string) ([]Request, error) {
 // with times relative to the first request. A request that generated no token (a failed one, in BurstGPT)
 // is read as generating one: it arrived, and took its prefill and a decode step.
 func Read(r io.Reader) ([]Request, error) {
-	cr := csv.NewReader(r)
+	// A spreadsheet's export may begin with a byte-order mark; the CSV reader would take it for part of a
+	// quoted first field.
+	br := bufio.NewReader(r)
+	if b, err := br.Peek(len(byteOrderMark)); err == nil && string(b) == byteOrderMark {
+		_, _ = br.Discard(len(byteOrderMark))
+	}
+	cr := csv.NewReader(br)
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err != nil {
@@ -99,7 +110,7 @@ func Read(r io.Reader) ([]Request, error) {
 	}
 	header = slices.Clone(header)
 	for i := range header {
-		header[i] = strings.TrimSpace(strings.TrimPrefix(header[i], "\ufeff"))
+		header[i] = strings.TrimSpace(header[i])
 	}
 	f, cols, ok := detect(header)
 	if !ok {
@@ -113,7 +124,8 @@ func Read(r io.Reader) ([]Request, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
+			// The CSV reader's errors name their line ("record on line 7: wrong number of fields").
+			return nil, err
 		}
 		at, err := f.readArrival(strings.TrimSpace(rec[cols[0]]))
 		if err != nil {
@@ -136,6 +148,8 @@ func Read(r io.Reader) ([]Request, error) {
 	}
 	return out, nil
 }
+
+const byteOrderMark = "\ufeff"
 
 // detect finds the format whose columns the header names, and their indexes (arrival, prompt, answer).
 func detect(header []string) (format, [3]int, bool) {

@@ -30,14 +30,17 @@ func TestReadRejectsBadInputWithTheLine(t *testing.T) {
 	const azure = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
 	const burst = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
 	for in, want := range map[string]string{
-		"a,b,c\n":                             "want the Azure traces' TIMESTAMP,ContextTokens,GeneratedTokens or BurstGPT's",
-		"TIMESTAMP,C,G\n":                     "header \"TIMESTAMP,C,G\"",
-		azure + "2023-11-16 18:15,1,2\n":      "line 2: TIMESTAMP \"2023-11-16 18:15\": want a date and time",
-		azure + "2023-11-16 18:15:46.1,x,2\n": "line 2: token counts \"x\" (ContextTokens)",
-		azure + "2023-11-16 18:15:46.1,1\n":   "line 2: record on line 2: wrong number of fields",
-		azure:                                 "no requests",
-		burst + "-5,ChatGPT,1,2,3,x\n":        "line 2: Timestamp \"-5\": want seconds",
-		burst + "NaN,ChatGPT,1,2,3,x\n":       "line 2: Timestamp \"NaN\": want seconds",
+		"a,b,c\n":                                     "want the Azure traces' TIMESTAMP,ContextTokens,GeneratedTokens or BurstGPT's",
+		"TIMESTAMP,C,G\n":                             "header \"TIMESTAMP,C,G\"",
+		azure + "2023-11-16 18:15,1,2\n":              "line 2: TIMESTAMP \"2023-11-16 18:15\": want a date and time",
+		azure + "2023-11-16 18:15:46.1,x,2\n":         "line 2: token counts \"x\" (ContextTokens)",
+		azure + "2023-11-16 18:15:46.1,1\n":           "record on line 2: wrong number of fields",
+		azure + "1960-01-01 00:00:00,1,2\n":           "line 2: TIMESTAMP \"1960-01-01 00:00:00\": year 1960: want a date from 1970 to 2199",
+		azure + "3000-01-01 00:00:00,1,2\n":           "year 3000",
+		burst + "9223372036.854776,ChatGPT,1,2,3,x\n": "want seconds",
+		azure:                           "no requests",
+		burst + "-5,ChatGPT,1,2,3,x\n":  "line 2: Timestamp \"-5\": want seconds",
+		burst + "NaN,ChatGPT,1,2,3,x\n": "line 2: Timestamp \"NaN\": want seconds",
 	} {
 		if _, err := Read(strings.NewReader(in)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", in, err, want)
@@ -77,8 +80,8 @@ func TestReadBurstGPTInEachReleasesColumns(t *testing.T) {
 45.5,GPT-4,1087,230,1317,Conversation log
 120,GPT-4,300,0,300,API log
 `,
-		// A spreadsheet's export may begin with a byte-order mark.
-		"BurstGPT_1 with a BOM": "\ufeff" + `Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type
+		// A spreadsheet's export may begin with a byte-order mark, and quote its header.
+		"BurstGPT_1 with a BOM": "\ufeff" + `"Timestamp","Model","Request tokens","Response tokens","Total tokens","Log Type"
 5,ChatGPT,472,18,490,Conversation log
 45.5,GPT-4,1087,230,1317,Conversation log
 120,GPT-4,300,0,300,API log
