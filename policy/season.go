@@ -98,13 +98,24 @@ func (s season) rise(levels []float64, minutes int) float64 {
 	return top - levels[from]
 }
 
-// riseAhead is the rise the season saw over the next minutes one period ago (seen), ending at the level it
-// reached then (top): a load repeats at about its period, not to the minute, and a rise that came early
+// ahead is the rise the season saw over the horizon's minutes (rounded up) one period ago, ending at the
+// level it reached then: a load repeats at about its period, not to the minute, and a rise that came early
 // this period, or a reading that lags a drop (a rate over its window), is not a base to add it to again.
-func (s season) riseAhead(levels []float64, minutes int, now float64) (rise, seen, top float64) {
-	seen = s.rise(levels, minutes)
-	top = levels[len(levels)-1-s.period] + seen
-	return min(seen, top-now), seen, top
+// The account says what the season saw, to follow "one period ago" or "then" in the record.
+func (s season) ahead(levels []float64, horizon time.Duration, now float64) (rise float64, account string) {
+	minutes := int(math.Ceil(horizon.Minutes()))
+	seen := s.rise(levels, minutes)
+	top := levels[len(levels)-1-s.period] + seen
+	rise = min(seen, top-now)
+	switch {
+	case seen <= 0:
+		return 0, fmt.Sprintf("it did not rise over the next %d minutes", minutes)
+	case rise <= 0:
+		return 0, fmt.Sprintf("it rose to %s busy slots over the next %d minutes, which the reading now has reached", formatNumber(top), minutes)
+	case rise < seen:
+		return rise, fmt.Sprintf("it rose to %s busy slots over the next %d minutes, %s above the reading now", formatNumber(top), minutes, formatNumber(rise))
+	}
+	return rise, fmt.Sprintf("it rose %s busy slots over the next %d minutes", formatNumber(rise), minutes)
 }
 
 // why is the record's account of the season.
@@ -114,50 +125,33 @@ func (s season) why() string {
 }
 
 // forecast is the rise over the horizon's minutes (rounded up) that the season saw at the same point one
-// period ago, ending at the level it reached (riseAhead), and the record's account of it. Added to the
+// period ago, ending at the level it reached (ahead), and the record's account of it. Added to the
 // reading whatever it was, bursts at random times, taken for a 17-minute season, had the last period's
 // burst ordered on top of the one under way (19 replicas where 13 served it): 4.9% more node-hours for the
 // same requests in time, 3.4% on bursts whose cycle jitters, about 1% on a sine on a slow rise. Bursts
 // that ramp over 4 minutes lost 0.9 points of the 77.6% met: their projection, early or not, serves late.
 func (s season) forecast(levels []float64, horizon time.Duration, now float64) (float64, string) {
-	minutes := int(math.Ceil(horizon.Minutes()))
-	rise, seen, top := s.riseAhead(levels, minutes, now)
-	switch {
-	case seen <= 0:
-		return 0, fmt.Sprintf("no rise forecast: %s, and one period ago it did not rise over the next %d minutes", s.why(), minutes)
-	case rise <= 0:
-		return 0, fmt.Sprintf("no rise forecast: %s, and one period ago it rose to %s busy slots over the next %d minutes, which the reading now has reached",
-			s.why(), formatNumber(top), minutes)
-	case rise < seen:
-		return rise, fmt.Sprintf("forecast: %s, and one period ago it rose to %s busy slots over the next %d minutes, %s above the reading now",
-			s.why(), formatNumber(top), minutes, formatNumber(rise))
+	rise, account := s.ahead(levels, horizon, now)
+	if rise <= 0 {
+		return 0, fmt.Sprintf("no rise forecast: %s, and one period ago %s", s.why(), account)
 	}
-	return rise, fmt.Sprintf("forecast: %s, and one period ago it rose %s busy slots over the next %d minutes", s.why(), formatNumber(rise), minutes)
+	return rise, fmt.Sprintf("forecast: %s, and one period ago %s", s.why(), account)
 }
 
 // cap lowers a projected rise to the rise the season saw at the same point one period ago over the
-// horizon's minutes (rounded up), ending at the level it reached (riseAhead), and says why; it returns the
+// horizon's minutes (rounded up), ending at the level it reached (ahead), and says why; it returns the
 // rise unchanged when the season saw as much. Capped at one period ago's rise from wherever the reading
 // was, a sawtooth's drop (5 req/s after 25, every 10 minutes), read through the rate's window as the top
 // for a minute, had the next ramp's rise ordered on top of it each period: nodes launched for a ramp that
 // had not begun, 16% more node-hours than the static size; 7% with the rise ending at the ramp's top
 // (95.8% met either way).
 func (s season) cap(levels []float64, projected float64, horizon time.Duration, now float64) (float64, string) {
-	minutes := int(math.Ceil(horizon.Minutes()))
-	rise, seen, top := s.riseAhead(levels, minutes, now)
+	rise, account := s.ahead(levels, horizon, now)
 	switch {
 	case rise >= projected:
 		return projected, ""
-	case seen <= 0:
-		return 0, fmt.Sprintf("no rise projected: %s, and one period ago it did not rise over the next %d minutes", s.why(), minutes)
 	case rise <= 0:
-		return 0, fmt.Sprintf("no rise projected: %s, and one period ago it rose to %s busy slots over the next %d minutes, which the reading now has reached",
-			s.why(), formatNumber(top), minutes)
+		return 0, fmt.Sprintf("no rise projected: %s, and one period ago %s", s.why(), account)
 	}
-	if rise < seen {
-		return rise, fmt.Sprintf("rise capped at one period ago's: %s, and then it rose to %s busy slots over the next %d minutes, %s above the reading now, not the %s projected",
-			s.why(), formatNumber(top), minutes, formatNumber(rise), formatNumber(projected))
-	}
-	return rise, fmt.Sprintf("rise capped at one period ago's: %s, and then it rose %s busy slots over the next %d minutes, not the %s projected",
-		s.why(), formatNumber(rise), minutes, formatNumber(projected))
+	return rise, fmt.Sprintf("rise capped at one period ago's: %s, and then %s, not the %s projected", s.why(), account, formatNumber(projected))
 }
