@@ -31,17 +31,17 @@ type Request struct {
 // format is a dataset's CSV layout: the columns (by header name) of the arrival time and of the prompt's
 // and the answer's tokens, and how an arrival time is read. Other columns are ignored.
 type format struct {
-	name                 string
 	arrival, prompt, gen string
 	readArrival          func(string) (time.Duration, error)
 }
 
 // formats are the datasets read, each known by its header.
 var formats = []format{
-	{name: "Azure LLM inference", arrival: "TIMESTAMP", prompt: "ContextTokens", gen: "GeneratedTokens", readArrival: wallClock},
+	// The Azure LLM inference traces (2023 and 2024).
+	{arrival: "TIMESTAMP", prompt: "ContextTokens", gen: "GeneratedTokens", readArrival: wallClock},
 	// BurstGPT's timestamps are seconds since its start; its releases differ in their other columns (a
 	// session, an elapsed time), which are not needed here.
-	{name: "BurstGPT", arrival: "Timestamp", prompt: "Request tokens", gen: "Response tokens", readArrival: seconds},
+	{arrival: "Timestamp", prompt: "Request tokens", gen: "Response tokens", readArrival: seconds},
 }
 
 // wallClock reads the Azure traces' timestamps as the time since the Unix epoch: "2023-11-16
