@@ -22,9 +22,12 @@ import (
 //     the static size, for a tenth of a point.
 type season struct {
 	period int // minutes
-	// seasonalError and persistenceError are the mean absolute errors, in busy slots, over the last period's
-	// minutes of forecasting each by the minute one period before and by the minute a lead time before.
+	// seasonalError and persistenceError are the mean absolute errors, in busy slots, over the minutes that
+	// have one a period before them, of forecasting each by the minute one period before and by the minute
+	// a lead time before.
 	seasonalError, persistenceError float64
+	// judged is how many minutes the errors are over.
+	judged int
 }
 
 const (
@@ -42,10 +45,12 @@ const (
 
 // findSeason looks for the period of the minute levels among the periods from a lead time and a minute
 // (a lag within the lead time is no test: on any smooth load it beats the level a lead time back) to half
-// the history: the shortest whose seasonal
-// naive forecast (the level one period before) erred over the last period's minutes within seasonMultiple
-// of the least error, kept when the least beat persistence (the level a lead time before, what a reactive
-// policy has) seasonSkill-fold. On a load without a repeating shape (the conversation trace, a flat
+// the history: the shortest whose seasonal naive forecast (the level one period before) erred within
+// seasonMultiple of the least error, kept when the least beat persistence (the level a lead time before,
+// what a reactive policy has) seasonSkill-fold. Both are judged on every minute of the history a period
+// back can forecast: judged on the last period's minutes only, an 8-minute period of short,
+// prefill-heavy requests beat persistence by chance on its eight and vetoed the projection of a real rise
+// for three minutes before a surge (99.05% of them met, 100% since), and bursts that ramp, taken for short seasons now and then, met 76.7% (81.7%). On a load without a repeating shape (the conversation trace, a flat
 // Poisson load) a period back forecasts worse than a lead time back, and on a smooth ramp or a daily
 // cycle's hour so does every period of the hour. The seasonal forecast is not level-adjusted here:
 // adjusted (plus the change over the lead time one period before) it is a lagged trend, which beats
@@ -60,13 +65,16 @@ func (s State) findSeason(lead time.Duration) (season, bool) {
 	var found []season
 	best := -1
 	for p := h + 1; 2*p <= n; p++ {
-		se := season{period: p}
-		for i := n - p; i < n; i++ {
+		se := season{period: p, judged: n - p}
+		// Every minute a period back can forecast, not only the last period's: judged on the last p
+		// minutes, a short period's few minutes can beat persistence by chance, and the best of the
+		// twenty-odd periods tried often does.
+		for i := p; i < n; i++ {
 			se.seasonalError += math.Abs(m[i] - m[i-p])
 			se.persistenceError += math.Abs(m[i] - m[i-h])
 		}
-		se.seasonalError /= float64(p)
-		se.persistenceError /= float64(p)
+		se.seasonalError /= float64(n - p)
+		se.persistenceError /= float64(n - p)
 		if best < 0 || se.seasonalError < found[best].seasonalError {
 			best = len(found)
 		}
@@ -120,8 +128,8 @@ func (s season) ahead(levels []float64, horizon time.Duration, now float64) (ris
 
 // why is the record's account of the season.
 func (s season) why() string {
-	return fmt.Sprintf("the load repeats every %d minutes (one period back forecast the last period's minutes within %s busy slots, "+
-		"a lead time back within %s)", s.period, formatNumber(s.seasonalError), formatNumber(s.persistenceError))
+	return fmt.Sprintf("the load repeats every %d minutes (one period back forecast the last %d minutes within %s busy slots, "+
+		"a lead time back within %s)", s.period, s.judged, formatNumber(s.seasonalError), formatNumber(s.persistenceError))
 }
 
 // forecast is the rise over the horizon's minutes (rounded up) that the season saw at the same point one

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -35,10 +36,17 @@ func TestFindSeasonFindsTheLoadsPeriodAndNothingOnLoadsThatDoNotRepeat(t *testin
 		t.Errorf("4 minutes into the ramp: a rise of %.1f one period ago, want 5 more minutes of it (56 after noise)", r)
 	}
 
+	noise := make([]float64, 61)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range noise {
+		noise[i] = 6 * rng.NormFloat64()
+	}
 	for name, level := range map[string]func(i int) float64{
 		// Noise, a steady ramp and the foot of a daily cycle compressed into two hours are not seasons: a
 		// period back forecasts them worse than a lead time back.
-		"flat": func(i int) float64 { return 100 + 6*math.Sin(float64(i*i)) },
+		// (sin(i^2) is no noise here: (i+22)^2 = i^2 + 44i + 484, and 44 and 484 are within 0.2 of a
+		// multiple of 2 pi, so it repeats every 22 minutes, nearly.)
+		"flat": func(i int) float64 { return 100 + noise[i] },
 		"ramp": func(i int) float64 { return 50 + 3*float64(i) + 2*math.Sin(float64(i*i)) },
 		"daily cycle's foot": func(i int) float64 {
 			return 100 - 80*math.Cos(2*math.Pi*float64(i)/120) + 2*math.Sin(float64(i*i))
@@ -63,6 +71,21 @@ func TestFindSeasonFindsTheLoadsPeriodAndNothingOnLoadsThatDoNotRepeat(t *testin
 	}
 	if se, ok := spikes.findSeason(lead); !ok || se.period != 7 || se.forecasts(lead) {
 		t.Errorf("spikes: season %+v, found %v; want a period of 7 minutes, not forecast", se, ok)
+	}
+	// Noise whose last eight minutes happen to repeat the eight before them: judged on the last period's
+	// minutes alone, an 8-minute season forecast them without error; judged on every minute a period back
+	// forecasts, it is the noise it is.
+	chance := State{DemandMinutes: make([]float64, 61)}
+	for i := range chance.DemandMinutes {
+		chance.DemandMinutes[i] = 300 + 6*noise[i]
+	}
+	// The last level is the minute under way and is not judged; the eight complete minutes before it repeat.
+	for i := 52; i < 60; i++ {
+		chance.DemandMinutes[i] = chance.DemandMinutes[i-8]
+	}
+	if se, ok := chance.findSeason(lead); ok {
+		t.Errorf("noise that repeated for one period: taken for a season of %d minutes (errors %.2f against %.2f over %d minutes)",
+			se.period, se.seasonalError, se.persistenceError, se.judged)
 	}
 	// Too little history for two periods longer than a lead time: none.
 	if _, ok := (State{DemandMinutes: sawtoothMinutes()[:15]}).findSeason(lead); ok {
