@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,7 @@ func newSimCommand() *cobra.Command {
 	var maxReplicas int32
 	var attainment float64
 	var withWorkflow bool
+	var explain string
 	a := sim.DefaultAssumptions()
 	durations := []struct {
 		flag  string
@@ -112,6 +114,11 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 				i := slices.IndexFunc(policies, func(p sim.Policy) bool { return p.Name == "ours" }) + 1
 				policies = slices.Insert(policies, i, sim.WorkflowPolicy(spec, ours.MaxReplicas))
 			}
+			if explain != "" {
+				if err := explainPolicy(policies, explain); err != nil {
+					return err
+				}
+			}
 			rep, err := sim.Compare(sim.Options{Assumptions: a, Trace: reqs, Policies: policies})
 			if err != nil {
 				return err
@@ -145,6 +152,7 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 	cmd.Flags().Lookup("max-batch").Usage = "sequences a replica decodes at once (default: the spec's Demand concurrency; set, the spec's concurrency follows it)"
 	cmd.Flags().BoolVar(&withWorkflow, "workflow", true, "also run the autoscaler workflow itself (its child sagas, retries and timers, under Temporal's test environment with time skipped) as ours-workflow")
 	cmd.Flags().StringVar(&plot, "plot", "", "write an SVG plot of load, replicas and nodes over time for each policy")
+	cmd.Flags().StringVar(&explain, "explain", "", fmt.Sprintf("explain a policy's lateness (ours, hpa+ca or a variant): its %d spells with the most late requests, each with the decisions that shaped it", explainedSpells))
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
 	_ = cmd.MarkFlagFilename("plot", "svg")
 	addOutputFlag(cmd, &output)
@@ -152,6 +160,27 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 }
 
 // nodesFor is the node group's size that holds replicas pods (1 for GPU counts Validate refuses).
+// explainedSpells is how many late spells --explain prints.
+const explainedSpells = 3
+
+// explainPolicy asks the named policy to explain its late spells; only the policies run by our policy code
+// in the simulator keep their decisions' records (the workflow's are in its Temporal history).
+func explainPolicy(policies []sim.Policy, name string) error {
+	var names []string
+	for i, p := range policies {
+		if p.Workflow != nil {
+			continue
+		}
+		if p.Name == name {
+			policies[i].Explain = explainedSpells
+			return nil
+		}
+		names = append(names, p.Name)
+	}
+	return usagef("--explain %q: not a policy whose decisions the simulator records; one of %s (static and oracle make none; "+
+		"ours-workflow's are in its workflow history, and ours runs the same decisions)", name, strings.Join(names, ", "))
+}
+
 func nodesFor(replicas int32, a sim.Assumptions) int32 {
 	if a.GPUsPerPod < 1 || a.GPUsPerNode < a.GPUsPerPod {
 		return 1

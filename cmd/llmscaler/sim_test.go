@@ -62,6 +62,8 @@ func TestSimRefusesBadInputWithWhatToFix(t *testing.T) {
 		{[]string{"-o", "xml"}, `--output "xml"`},
 		{[]string{"--max-replicas", "-2"}, "--max-replicas -2: want a count"},
 		{[]string{"--max-batch", "0"}, "--max-batch 0: a replica decodes at least one sequence"},
+		{[]string{"--explain", "static-31"}, `--explain "static-31": not a policy whose decisions the simulator records; one of hpa+ca, ours,`},
+		{[]string{"--explain", "ours-workflow"}, "ours-workflow's are in its workflow history"},
 	} {
 		args := append([]string{"sim", "--trace", simTrace, "-f", simSpec}, c.args...)
 		_, errOut, code := runCLI(t, "", args...)
@@ -189,5 +191,49 @@ func TestSimReadsEachDatasetsFormatAlike(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(azure), &rep); err != nil || rep.Assumptions.Requests != 2*len(reqs) {
 		t.Errorf("%d requests simulated, want the window's %d at twice the rate (%v)", rep.Assumptions.Requests, 2*len(reqs), err)
+	}
+}
+
+func TestSimExplainsAPolicysLateSpellsWithItsDecisions(t *testing.T) {
+	// The first 20 minutes at 10x, with 5-minute image pulls: the warm-up is 16m20s, and what is late after
+	// it is explained with the decisions' own sentences.
+	args := []string{"sim", "--trace", simTrace, "-f", simSpec, "--window", "0m-40m", "--rate-scale", "10", "--workflow=false", "--explain", "hpa-rule+sagas"}
+	out, errOut, code := runCLI(t, "", args...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "hpa-rule+sagas served every request in time after the warm-up.") &&
+		!strings.Contains(out, "Why hpa-rule+sagas was late: the ") {
+		t.Fatalf("no explanation:\n%s", out)
+	}
+	out, errOut, code = runCLI(t, "", append(args[:len(args)-1], "ours", "-o", "json")...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var rep struct {
+		Policies []struct {
+			Name       string `json:"name"`
+			LateSpells []struct {
+				From      float64 `json:"from_s"`
+				Late      int     `json:"late_requests"`
+				Decisions []struct {
+					At      float64 `json:"at_s"`
+					Summary string  `json:"summary"`
+				} `json:"decisions"`
+			} `json:"late_spells"`
+		} `json:"policies"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	for _, p := range rep.Policies {
+		if (p.Name == "ours") != (p.LateSpells != nil) {
+			t.Errorf("%s: late spells %v; want them for ours alone", p.Name, p.LateSpells)
+		}
+		for _, sp := range p.LateSpells {
+			if sp.Late <= 0 || len(sp.Decisions) == 0 || sp.Decisions[0].At > sp.From || !strings.Contains(sp.Decisions[0].Summary, " -> ") {
+				t.Errorf("%s: spell %+v", p.Name, sp)
+			}
+		}
 	}
 }

@@ -32,6 +32,9 @@ type Result struct {
 	// Unserved never reached a replica (still at the gateway when the simulation ended).
 	Unserved int     `json:"unserved,omitempty"`
 	Series   []Point `json:"-"`
+	// LateSpells explain the policy's lateness when it was asked to (Policy.Explain; an empty list: no
+	// request was late after the warm-up).
+	LateSpells []LateSpell `json:"late_spells,omitempty"`
 }
 
 // Policy is one autoscaler to compare: our policy.Spec run with the workflow's semantics (Sagas) or as the
@@ -42,6 +45,9 @@ type Policy struct {
 	Spec     policy.Spec
 	Sagas    bool
 	Workflow *config.ModelSpec
+	// Explain is how many late spells to explain, with the decisions that shaped them (Result.LateSpells;
+	// not for a Workflow policy, whose records are in its workflow history).
+	Explain int
 }
 
 // WorkflowPolicy is the autoscaler workflow itself, run under Temporal's test environment on the model spec
@@ -233,9 +239,16 @@ func StartingReplicas(sched []int, a Assumptions) int {
 func RunPolicy(reqs []trace.Request, a Assumptions, p Policy, initial int) Result {
 	spec := p.Spec
 	spec.GPUsPerPod = a.GPUsPerPod
-	ctrl := &autoscaler{spec: spec, sagas: p.Sagas}
+	ctrl := &autoscaler{spec: spec, sagas: p.Sagas, record: p.Explain > 0}
 	s := newSim(a, reqs, &startWith{initial: initial, next: ctrl})
-	return s.run(p.Name)
+	r := s.run(p.Name)
+	if p.Explain > 0 {
+		r.LateSpells = lateSpells(r.Series, ctrl.notes, a.Warmup.D(), a.LeadTime(), p.Explain)
+		if r.LateSpells == nil {
+			r.LateSpells = []LateSpell{}
+		}
+	}
+	return r
 }
 
 // startWith provisions the initial replicas, then hands over to the autoscaler.

@@ -46,6 +46,9 @@ type autoscaler struct {
 	actions   int
 	// lastScaleUp delays the Cluster Autoscaler's scale-down (scale-down-delay-after-add).
 	lastScaleUp time.Time
+	// record keeps every decision's record in notes, to explain late spells.
+	record bool
+	notes  []DecisionNote
 }
 
 type action struct {
@@ -87,6 +90,9 @@ func (a *autoscaler) evaluate(s *sim) {
 	}
 	d := policy.Evaluate(policy.Input{Spec: a.spec, Observation: obs, LeadTime: policy.MeasuredLeadTime(a.leads), Waiting: waiting,
 		EvaluationInterval: s.a.EvaluationInterval}, &a.st, s.now)
+	if a.record {
+		a.notes = append(a.notes, noteOf(d, s.now))
+	}
 	if a.sagas {
 		a.actLikeTheWorkflow(s, d)
 	} else {

@@ -34,6 +34,7 @@ func (r Report) WriteTable(w io.Writer) {
 	for _, warning := range r.Warnings {
 		fmt.Fprintf(w, "Warning: %s.\n", warning)
 	}
+	r.writeSpells(w)
 }
 
 // WriteSVG plots, for each policy, the load (requests in flight over the batch size, in replicas' worth),
