@@ -50,12 +50,13 @@ const (
 // what a reactive policy has) seasonSkill-fold. Both are judged on every minute of the history a period
 // back can forecast: judged on the last period's minutes only, an 8-minute period of short,
 // prefill-heavy requests beat persistence by chance on its eight and vetoed the projection of a real rise
-// for three minutes before a surge (99.05% of them met, 100% since), and bursts that ramp, taken for short seasons now and then, met 76.7% (81.7%). On a load without a repeating shape (the conversation trace, a flat
-// Poisson load) a period back forecasts worse than a lead time back, and on a smooth ramp or a daily
-// cycle's hour so does every period of the hour. The seasonal forecast is not level-adjusted here:
-// adjusted (plus the change over the lead time one period before) it is a lagged trend, which beats
-// persistence on any smooth curve, and it took a daily cycle's foot for a season and capped its
-// accelerating ramp.
+// for three minutes before a surge (99.05% of them met, 100% since), and bursts that ramp, taken for
+// short seasons now and then, met 76.7% (81.7% since). On a load without a repeating shape (the
+// conversation trace, a flat Poisson load) a period back forecasts worse than a lead time back, and on a
+// smooth ramp or a daily cycle's hour so does every period of the hour. The seasonal forecast is not
+// level-adjusted here: adjusted (plus the change over the lead time one period before) it is a lagged
+// trend, which beats persistence on any smooth curve, and it took a daily cycle's foot for a season and
+// capped its accelerating ramp.
 func (s State) findSeason(lead time.Duration) (season, bool) {
 	h := leadMinutes(lead)
 	// Complete minutes only: the last level is the current minute's reading so far, at another phase of

@@ -47,9 +47,9 @@ func TestFindSeasonFindsTheLoadsPeriodAndNothingOnLoadsThatDoNotRepeat(t *testin
 		// (sin(i^2) is no noise here: (i+22)^2 = i^2 + 44i + 484, and 44 and 484 are within 0.2 of a
 		// multiple of 2 pi, so it repeats every 22 minutes, nearly.)
 		"flat": func(i int) float64 { return 100 + noise[i] },
-		"ramp": func(i int) float64 { return 50 + 3*float64(i) + 2*math.Sin(float64(i*i)) },
+		"ramp": func(i int) float64 { return 50 + 3*float64(i) + noise[i]/3 },
 		"daily cycle's foot": func(i int) float64 {
-			return 100 - 80*math.Cos(2*math.Pi*float64(i)/120) + 2*math.Sin(float64(i*i))
+			return 100 - 80*math.Cos(2*math.Pi*float64(i)/120) + noise[i]/3
 		},
 	} {
 		st := State{DemandMinutes: make([]float64, 61)}

@@ -159,7 +159,6 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 	return cmd
 }
 
-// nodesFor is the node group's size that holds replicas pods (1 for GPU counts Validate refuses).
 // explainedSpells is how many late spells --explain prints.
 const explainedSpells = 3
 
@@ -181,6 +180,7 @@ func explainPolicy(policies []sim.Policy, name string) error {
 		"ours-workflow's are in its workflow history, and ours runs the same decisions)", name, strings.Join(names, ", "))
 }
 
+// nodesFor is the node group's size that holds replicas pods (1 for GPU counts Validate refuses).
 func nodesFor(replicas int32, a sim.Assumptions) int32 {
 	if a.GPUsPerPod < 1 || a.GPUsPerNode < a.GPUsPerPod {
 		return 1

@@ -195,8 +195,8 @@ func TestSimReadsEachDatasetsFormatAlike(t *testing.T) {
 }
 
 func TestSimExplainsAPolicysLateSpellsWithItsDecisions(t *testing.T) {
-	// The first 20 minutes at 10x, with 5-minute image pulls: the warm-up is 16m20s, and what is late after
-	// it is explained with the decisions' own sentences.
+	// The first 40 minutes at 10x (the warm-up is 7m20s): what is late after it is explained with the
+	// decisions' own sentences, for the policy asked about alone.
 	args := []string{"sim", "--trace", simTrace, "-f", simSpec, "--window", "0m-40m", "--rate-scale", "10", "--workflow=false", "--explain", "hpa-rule+sagas"}
 	out, errOut, code := runCLI(t, "", args...)
 	if code != exitOK {

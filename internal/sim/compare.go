@@ -34,7 +34,7 @@ type Result struct {
 	Series   []Point `json:"-"`
 	// LateSpells explain the policy's lateness when it was asked to (Policy.Explain; an empty list: no
 	// request was late after the warm-up).
-	LateSpells []LateSpell `json:"late_spells,omitempty"`
+	LateSpells []LateSpell `json:"late_spells,omitzero"`
 }
 
 // Policy is one autoscaler to compare: our policy.Spec run with the workflow's semantics (Sagas) or as the
@@ -243,7 +243,7 @@ func RunPolicy(reqs []trace.Request, a Assumptions, p Policy, initial int) Resul
 	s := newSim(a, reqs, &startWith{initial: initial, next: ctrl})
 	r := s.run(p.Name)
 	if p.Explain > 0 {
-		r.LateSpells = lateSpells(r.Series, ctrl.notes, a.Warmup.D(), a.LeadTime(), p.Explain)
+		r.LateSpells = lateSpells(r.Series, ctrl.notes, a.Warmup.D(), a.LeadTime(), a.EvaluationInterval.D(), p.Explain)
 		if r.LateSpells == nil {
 			r.LateSpells = []LateSpell{}
 		}

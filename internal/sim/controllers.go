@@ -90,16 +90,32 @@ func (a *autoscaler) evaluate(s *sim) {
 	}
 	d := policy.Evaluate(policy.Input{Spec: a.spec, Observation: obs, LeadTime: policy.MeasuredLeadTime(a.leads), Waiting: waiting,
 		EvaluationInterval: s.a.EvaluationInterval}, &a.st, s.now)
-	if a.record {
-		a.notes = append(a.notes, noteOf(d, s.now))
-	}
+	before := a.doing(s)
 	if a.sagas {
 		a.actLikeTheWorkflow(s, d)
 	} else {
 		a.actLikeTheHPA(s, d)
 		a.clusterAutoscaler(s)
 	}
+	if a.record {
+		a.notes = append(a.notes, DecisionNote{At: s.now.Sub(epoch).Seconds(), Acted: a.doing(s) != before, Summary: d.Summary})
+	}
 	a.scheduleEvaluation(s, s.now.Add(s.a.EvaluationInterval.D()))
+}
+
+// doing is what the autoscaler is doing: the Deployment's count and the action under way with its target,
+// so that a decision that changed any of them can be told from one that did not.
+func (a *autoscaler) doing(s *sim) doing {
+	now := doing{replicas: s.replicas, action: a.action}
+	if a.action != nil {
+		now.target = a.action.target
+	}
+	return now
+}
+
+type doing struct {
+	replicas, target int32
+	action           *action
 }
 
 // scheduleEvaluation replaces the pending evaluation with one at t.

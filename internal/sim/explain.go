@@ -6,8 +6,6 @@ import (
 	"io"
 	"slices"
 	"time"
-
-	"github.com/llmscaler/llmscaler/policy"
 )
 
 // LateSpell is a stretch of a run in which requests started later than the SLO, with the decisions that
@@ -27,37 +25,35 @@ type LateSpell struct {
 	fewestReady int
 	// Decisions are the autoscaler's records that shaped it: the last one a lead time or more before it
 	// began (the capacity that could serve it was ordered then or earlier), the last one as it began, and
-	// each one during it that changed the count.
+	// each one during it the autoscaler acted on.
 	Decisions []DecisionNote `json:"decisions"`
 }
 
-// DecisionNote is one evaluation's record: when (seconds into the trace), the count it committed and
-// wanted, and its summary (policy.Decision.Summary).
+// DecisionNote is one evaluation's record: when (seconds into the trace), whether the autoscaler acted on
+// it (started, raised or cancelled an action, or changed the count), and its summary
+// (policy.Decision.Summary).
 type DecisionNote struct {
-	At        float64 `json:"at_s"`
-	Committed int32   `json:"-"`
-	Desired   int32   `json:"-"`
-	Summary   string  `json:"summary"`
+	At      float64 `json:"at_s"`
+	Acted   bool    `json:"acted"`
+	Summary string  `json:"summary"`
 }
 
-func noteOf(d policy.Decision, now time.Time) DecisionNote {
-	return DecisionNote{At: now.Sub(epoch).Seconds(), Committed: d.CommittedReplicas, Desired: d.DesiredReplicas, Summary: d.Summary}
-}
-
-// spellGap is how long a run may serve every request in time and still be in the same late spell: a
-// queue that drains and builds again within a minute is one shortage.
+// spellGap is how long a run may serve every request in time and still be in the same late spell (at
+// least a sample interval): a queue that drains and builds again within a minute is one shortage.
 const spellGap = time.Minute
 
 // lateSpells is the n spells with the most late requests after the warm-up, in time order, each with the
-// decisions that shaped it (notes are every evaluation's, in time order).
-func lateSpells(series []Point, notes []DecisionNote, warmup, lead time.Duration, n int) []LateSpell {
+// decisions that shaped it (notes are every evaluation's, in time order; series' Late counts the late
+// requests by the sample interval they arrived in, interval long).
+func lateSpells(series []Point, notes []DecisionNote, warmup, lead, interval time.Duration, n int) []LateSpell {
 	var spells []LateSpell
+	gap := max(spellGap, interval).Seconds()
 	lastLate := -1 // the index of the last late point
 	for i, p := range series {
 		if p.Late == 0 || p.T < warmup.Seconds() {
 			continue
 		}
-		if k := len(spells) - 1; k >= 0 && p.T-series[lastLate].T <= spellGap.Seconds() {
+		if k := len(spells) - 1; k >= 0 && p.T-series[lastLate].T <= gap {
 			spells[k].To, spells[k].Late = p.T, spells[k].Late+p.Late
 			for _, q := range series[lastLate+1 : i+1] {
 				spells[k].PeakLoad = max(spells[k].PeakLoad, q.Load)
@@ -104,7 +100,7 @@ func shapedBy(notes []DecisionNote, sp LateSpell, lead time.Duration) []Decision
 		if d.At > sp.To {
 			break
 		}
-		if d.Desired != d.Committed {
+		if d.Acted {
 			out = append(out, d)
 		}
 	}
@@ -127,7 +123,7 @@ func (r Report) writeSpells(w io.Writer) {
 			continue
 		}
 		fmt.Fprintf(w, "\nWhy %s was late: the %d spell(s) with the most late requests after the warm-up, with the decisions that shaped each\n"+
-			"(the last a lead time or more before it, the one as it began, and each during it that changed the count):\n", p.Name, len(p.LateSpells))
+			"(the last a lead time or more before it, the one as it began, and each during it that it acted on):\n", p.Name, len(p.LateSpells))
 		for _, sp := range p.LateSpells {
 			fmt.Fprintf(w, "  %s-%s: %d late; %d replicas serving as it began, the load peaked at %.1f replicas' worth%s\n",
 				clock(sp.From), clock(sp.To), sp.Late, sp.ReadyReplicas, sp.PeakLoad, sp.spread())

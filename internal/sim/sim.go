@@ -13,6 +13,7 @@ package sim
 import (
 	"container/heap"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -230,7 +231,8 @@ type Point struct {
 	Load  float64 `json:"load"`
 	Ready int     `json:"ready"`
 	Nodes int     `json:"nodes"`
-	// Late is the requests that started later than the SLO since the previous point.
+	// Late is the requests that arrived since the previous point (up to and at this one) and started later
+	// than the SLO.
 	Late int `json:"late"`
 }
 
@@ -266,8 +268,9 @@ type sim struct {
 	lost         int
 	measured     int // requests arriving after the warm-up
 	lostMeasured int
-	late         int
-	series       []Point
+	// lateByArrival counts the late requests by the sample interval they arrived in (see Point.Late).
+	lateByArrival []int
+	series        []Point
 }
 
 type completion struct {
@@ -361,7 +364,13 @@ func (s *sim) record(d serving.Done) {
 	s.finished = append(s.finished, completion{at: d.Finish, service: d.Finish.Sub(d.Start).Seconds()})
 	q := d.Start.Sub(d.Arrival)
 	if q > s.a.SLO.D() {
-		s.late++
+		// By the sample interval it arrived in: the sample at k intervals counts the arrivals after the one
+		// before it, up to and at its own time.
+		k := int(math.Ceil(d.Arrival.Sub(epoch).Seconds() / s.a.EvaluationInterval.D().Seconds()))
+		for len(s.lateByArrival) <= k {
+			s.lateByArrival = append(s.lateByArrival, 0)
+		}
+		s.lateByArrival[k]++
 	}
 	if !s.counted(d.Arrival) {
 		return
@@ -650,8 +659,7 @@ func (s *sim) sample() {
 		}
 	}
 	s.series = append(s.series, Point{T: s.now.Sub(epoch).Seconds(), Load: float64(s.inFlight()) / float64(s.a.Serving.MaxBatch),
-		Ready: ready, Nodes: s.liveNodes(), Late: s.late})
-	s.late = 0
+		Ready: ready, Nodes: s.liveNodes()})
 	s.at(s.now.Add(s.a.EvaluationInterval.D()), s.sample)
 }
 
@@ -739,6 +747,10 @@ func (s *sim) finish(name string) Result {
 		if s.counted(epoch.Add(r.At)) {
 			s.measured++
 		}
+	}
+	for k, late := range s.lateByArrival {
+		// Arrivals after the last sample count in it.
+		s.series[min(k, len(s.series)-1)].Late += late
 	}
 	r := Result{Name: name, Requests: s.measured, LostRequests: s.lost, GPUNodeHours: billed.Hours(),
 		ScaleActions: s.ctrl.scaleActions(), Series: s.series}
