@@ -106,11 +106,11 @@ func (a *autoscaler) evaluate(s *sim) {
 // doing is what the autoscaler is doing: the Deployment's count and the action under way with its target,
 // so that a decision that changed any of them can be told from one that did not.
 func (a *autoscaler) doing(s *sim) doing {
-	now := doing{replicas: s.replicas, action: a.action}
+	d := doing{replicas: s.replicas, action: a.action}
 	if a.action != nil {
-		now.target = a.action.target
+		d.target = a.action.target
 	}
-	return now
+	return d
 }
 
 type doing struct {

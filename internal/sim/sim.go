@@ -13,7 +13,6 @@ package sim
 import (
 	"container/heap"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -364,9 +363,10 @@ func (s *sim) record(d serving.Done) {
 	s.finished = append(s.finished, completion{at: d.Finish, service: d.Finish.Sub(d.Start).Seconds()})
 	q := d.Start.Sub(d.Arrival)
 	if q > s.a.SLO.D() {
-		// By the sample interval it arrived in: the sample at k intervals counts the arrivals after the one
-		// before it, up to and at its own time.
-		k := int(math.Ceil(d.Arrival.Sub(epoch).Seconds() / s.a.EvaluationInterval.D().Seconds()))
+		// By the sample interval it arrived in: series[k], sampled at k intervals from the epoch, counts the
+		// arrivals after the sample before it, up to and at its own time.
+		every := s.a.EvaluationInterval.D()
+		k := int((d.Arrival.Sub(epoch) + every - 1) / every)
 		for len(s.lateByArrival) <= k {
 			s.lateByArrival = append(s.lateByArrival, 0)
 		}

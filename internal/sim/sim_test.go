@@ -649,8 +649,8 @@ func TestOnTheConversationTraceTheStartIsNotTakenForARamp(t *testing.T) {
 // (93% met). A scale-in keeps room for the rises the last hour showed, and the policy meets the SLO for
 // fewer node-hours than the HPA with the Cluster Autoscaler (99.05% for a while, when an 8-minute season,
 // judged on its last eight minutes only, vetoed the projection of a rise from the 22nd minute to the 25th,
-// ahead of the 28th minute's surge; 100% since a
-// season is judged on every minute a period back forecasts).
+// ahead of the 28th minute's surge; 100% since a season is judged on every minute a period back
+// forecasts).
 func TestOnShortPrefillHeavyRequestsAScaleInKeepsRoomForTheRisesSeen(t *testing.T) {
 	conv, err := trace.ReadFile("../../deploy/examples/traces/AzureLLMInferenceTrace_conv.csv")
 	if err != nil {
