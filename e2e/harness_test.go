@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 	appsv1 "k8s.io/api/apps/v1"
@@ -397,17 +399,37 @@ func (e *env) start() client.WorkflowRun {
 	return run
 }
 
-// queryTimeout is the deadline of the tests' queries, as the CLI's default --timeout: a query waits for the
-// workflow task in flight (an observation included), and the SDK's own 10 s default is tight on a busy CI host.
+// queryTimeout is the deadline of one query, as the CLI's default --timeout: a query waits for the workflow
+// task in flight (an observation included), and the SDK's own 10 s default is tight on a busy CI host.
 const queryTimeout = 30 * time.Second
+
+// queryPatience is how long a query that times out (or finds the server unavailable) is retried before
+// the test fails: a shared CI host can stall for tens of seconds, and a stall is not what the tests check.
+// A query rejected for any other reason fails at once.
+const queryPatience = 2 * time.Minute
 
 // query runs a query on the model's autoscaler and decodes its result into out.
 func (e *env) query(name string, out any, args ...any) error {
 	return queryWorkflow(e.tc, e.spec.WorkflowID(), name, out, args...)
 }
 
-// queryWorkflow runs a query on a workflow, within queryTimeout, and decodes its result into out.
+// queryWorkflow runs a query on a workflow and decodes its result into out, retrying a query that timed
+// out for up to queryPatience; the error says how many attempts failed.
 func queryWorkflow(tc client.Client, id, name string, out any, args ...any) error {
+	giveUp := time.Now().Add(queryPatience)
+	for attempt := 1; ; attempt++ {
+		err := queryOnce(tc, id, name, out, args...)
+		if err == nil || !stalled(err) || time.Now().After(giveUp) {
+			if err != nil && attempt > 1 {
+				err = fmt.Errorf("%d attempts over %v, the last: %w", attempt, queryPatience, err)
+			}
+			return err
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func queryOnce(tc client.Client, id, name string, out any, args ...any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
 	defer cancel()
 	v, err := tc.QueryWorkflow(ctx, id, "", name, args...)
@@ -415,6 +437,14 @@ func queryWorkflow(tc client.Client, id, name string, out any, args ...any) erro
 		return err
 	}
 	return v.Get(out)
+}
+
+// stalled reports whether a query failed for want of time (the client's deadline or the server's) or of a
+// reachable server, rather than being refused.
+func stalled(err error) bool {
+	var deadline *serviceerror.DeadlineExceeded
+	var unavailable *serviceerror.Unavailable
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &deadline) || errors.As(err, &unavailable)
 }
 
 func (e *env) status() workflows.Status {
