@@ -95,6 +95,9 @@ type Decision struct {
 	Action          ActionKind `json:"action,omitempty"`
 	Nodes           NodePlan   `json:"nodes"`
 	Summary         string     `json:"summary"`
+	// Acted says the autoscaler acted on the decision: started, raised or cancelled an action. The policy
+	// only decides; the workflow sets it as it acts, so that a late spell's records can be told apart.
+	Acted bool `json:"acted,omitempty"`
 }
 
 // Evaluate decides the replica count and node plan. It updates st (the recommendation history and the

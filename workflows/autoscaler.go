@@ -417,11 +417,13 @@ func (a *autoscaler) act(ctx workflow.Context, spec config.ModelSpec, d *policy.
 					rec.Waves = keepRecentWaves(append(rec.Waves, Wave{Replicas: r.Replicas, Nodes: asked, Ordered: now}))
 				}
 				d.Summary += fmt.Sprintf("; raised the scale-out under way to %d replicas, %d nodes", r.Replicas, r.Nodes)
+				d.Acted = true
 			}
 		case step.Kind == policy.StepCancel && !ch.manual && ch.cancelReason == "":
 			ch.cancelReason = "load returned: " + d.Summary
 			ch.cancel()
 			d.Summary += "; cancelling the scale-in under way and restoring its node"
+			d.Acted = true
 		}
 		return
 	}
@@ -443,8 +445,10 @@ func (a *autoscaler) act(ctx workflow.Context, spec config.ModelSpec, d *policy.
 	}
 	switch d.Action {
 	case policy.ScaleOut:
+		d.Acted = true
 		a.startScaleOut(ctx, spec, *d)
 	case policy.ScaleIn:
+		d.Acted = true
 		a.startScaleIn(ctx, spec, *d)
 	}
 }
@@ -497,6 +501,7 @@ func (a *autoscaler) startDrain(ctx workflow.Context, spec config.ModelSpec, req
 		Reason: fmt.Sprintf("operator drain of %s: %s", req.Node, req.Reason),
 	}
 	d.Summary += "; draining " + req.Node + " as an operator asked"
+	d.Acted = true
 	summary := fmt.Sprintf("drain node %s of %s (operator: %s)", req.Node, modelName(spec), req.Reason)
 	dd := *d
 	dd.Summary = in.Reason

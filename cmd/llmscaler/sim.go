@@ -152,7 +152,7 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 	cmd.Flags().Lookup("max-batch").Usage = "sequences a replica decodes at once (default: the spec's Demand concurrency; set, the spec's concurrency follows it)"
 	cmd.Flags().BoolVar(&withWorkflow, "workflow", true, "also run the autoscaler workflow itself (its child sagas, retries and timers, under Temporal's test environment with time skipped) as ours-workflow")
 	cmd.Flags().StringVar(&plot, "plot", "", "write an SVG plot of load, replicas and nodes over time for each policy")
-	cmd.Flags().StringVar(&explain, "explain", "", fmt.Sprintf("explain a policy's lateness (ours, hpa+ca or a variant): its %d spells with the most late requests, each with the decisions that shaped it", explainedSpells))
+	cmd.Flags().StringVar(&explain, "explain", "", fmt.Sprintf("explain a policy's lateness (ours, ours-workflow, hpa+ca or a variant): its %d spells with the most late requests, each with the decisions that shaped it", explainedSpells))
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml")
 	_ = cmd.MarkFlagFilename("plot", "svg")
 	addOutputFlag(cmd, &output)
@@ -162,22 +162,18 @@ to the oracle, scale actions and requests lost on scale-in; --plot writes an SVG
 // explainedSpells is how many late spells --explain prints.
 const explainedSpells = 3
 
-// explainPolicy asks the named policy to explain its late spells; only the policies run by our policy code
-// in the simulator keep their decisions' records (the workflow's are in its Temporal history).
+// explainPolicy asks the named policy to explain its late spells: ours, hpa+ca and the variants from the
+// records the simulator keeps of their decisions, ours-workflow from the workflow's own.
 func explainPolicy(policies []sim.Policy, name string) error {
 	var names []string
 	for i, p := range policies {
-		if p.Workflow != nil {
-			continue
-		}
 		if p.Name == name {
 			policies[i].Explain = explainedSpells
 			return nil
 		}
 		names = append(names, p.Name)
 	}
-	return usagef("--explain %q: not a policy whose decisions the simulator records; one of %s (static and oracle make none; "+
-		"ours-workflow's are in its workflow history, and ours runs the same decisions)", name, strings.Join(names, ", "))
+	return usagef("--explain %q: not a policy of this run; one of %s (static and oracle make no decisions)", name, strings.Join(names, ", "))
 }
 
 // nodesFor is the node group's size that holds replicas pods (1 for GPU counts Validate refuses).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,8 +63,8 @@ func TestSimRefusesBadInputWithWhatToFix(t *testing.T) {
 		{[]string{"-o", "xml"}, `--output "xml"`},
 		{[]string{"--max-replicas", "-2"}, "--max-replicas -2: want a count"},
 		{[]string{"--max-batch", "0"}, "--max-batch 0: a replica decodes at least one sequence"},
-		{[]string{"--explain", "static-31"}, `--explain "static-31": not a policy whose decisions the simulator records; one of hpa+ca, ours,`},
-		{[]string{"--explain", "ours-workflow"}, "ours-workflow's are in its workflow history"},
+		{[]string{"--explain", "static-31"}, `--explain "static-31": not a policy of this run; one of hpa+ca, ours, ours-workflow,`},
+		{[]string{"--workflow=false", "--explain", "ours-workflow"}, `--explain "ours-workflow": not a policy of this run; one of hpa+ca, ours, ours-no-slo-sizing`},
 	} {
 		args := append([]string{"sim", "--trace", simTrace, "-f", simSpec}, c.args...)
 		_, errOut, code := runCLI(t, "", args...)
@@ -206,7 +207,17 @@ func TestSimExplainsAPolicysLateSpellsWithItsDecisions(t *testing.T) {
 		!strings.Contains(out, "Why hpa-rule+sagas was late: the ") {
 		t.Fatalf("no explanation:\n%s", out)
 	}
-	out, errOut, code = runCLI(t, "", append(args[:len(args)-1], "ours", "-o", "json")...)
+	// ours, and the workflow itself from its own decision records (read through its decisions query).
+	for _, name := range []string{"ours", "ours-workflow"} {
+		explainsFromTheDecisions(t, name, append(slices.Clone(args[:len(args)-1]), name, "-o", "json", "--workflow=true"))
+	}
+}
+
+// explainsFromTheDecisions runs the sim command with --explain name and JSON output, and checks that the
+// policy alone has late spells, each with late requests and records that begin before it.
+func explainsFromTheDecisions(t *testing.T, name string, args []string) {
+	t.Helper()
+	out, errOut, code := runCLI(t, "", args...)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -227,8 +238,8 @@ func TestSimExplainsAPolicysLateSpellsWithItsDecisions(t *testing.T) {
 		t.Fatalf("%v:\n%s", err, out)
 	}
 	for _, p := range rep.Policies {
-		if (p.Name == "ours") != (p.LateSpells != nil) {
-			t.Errorf("%s: late spells %v; want them for ours alone", p.Name, p.LateSpells)
+		if (p.Name == name) != (len(p.LateSpells) > 0) {
+			t.Errorf("%s: late spells %v; want them for %s alone (this window has some)", p.Name, p.LateSpells, name)
 		}
 		for _, sp := range p.LateSpells {
 			if sp.Late <= 0 || len(sp.Decisions) == 0 || sp.Decisions[0].At > sp.From || !strings.Contains(sp.Decisions[0].Summary, " -> ") {

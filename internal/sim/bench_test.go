@@ -38,7 +38,7 @@ func BenchmarkSimulateHourWorkflow(b *testing.B) {
 	reqs, a, spec := benchTrace(b), DefaultAssumptions(), exampleModel(b)
 	b.ResetTimer()
 	for range b.N {
-		if _, err := RunWorkflow(reqs, a, "ours-workflow", spec, 32); err != nil {
+		if _, err := RunWorkflow(reqs, a, WorkflowPolicy(spec, 0), 32); err != nil {
 			b.Fatal(err)
 		}
 	}

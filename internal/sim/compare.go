@@ -45,8 +45,7 @@ type Policy struct {
 	Spec     policy.Spec
 	Sagas    bool
 	Workflow *config.ModelSpec
-	// Explain is how many late spells to explain, with the decisions that shaped them (Result.LateSpells;
-	// not for a Workflow policy, whose records are in its workflow history).
+	// Explain is how many late spells to explain, with the decisions that shaped them (Result.LateSpells).
 	Explain int
 }
 
@@ -169,7 +168,7 @@ func Compare(opt Options) (Report, error) {
 	for i, p := range opt.Policies {
 		run(i+2, func() Result {
 			if p.Workflow != nil {
-				r, err := RunWorkflow(opt.Trace, a, p.Name, *p.Workflow, initial)
+				r, err := RunWorkflow(opt.Trace, a, p, initial)
 				errs[i] = err
 				return r
 			}
@@ -243,12 +242,18 @@ func RunPolicy(reqs []trace.Request, a Assumptions, p Policy, initial int) Resul
 	s := newSim(a, reqs, &startWith{initial: initial, next: ctrl})
 	r := s.run(p.Name)
 	if p.Explain > 0 {
-		r.LateSpells = lateSpells(r.Series, ctrl.notes, a.Warmup.D(), a.LeadTime(), a.EvaluationInterval.D(), p.Explain)
-		if r.LateSpells == nil {
-			r.LateSpells = []LateSpell{}
-		}
+		r.LateSpells = explained(lateSpells(r.Series, ctrl.notes, a.Warmup.D(), a.LeadTime(), a.EvaluationInterval.D(), p.Explain))
 	}
 	return r
+}
+
+// explained is an explained run's late spells: an empty list, not nil, when none (the JSON then says that
+// nothing was late, where an unexplained run has no late_spells).
+func explained(spells []LateSpell) []LateSpell {
+	if spells == nil {
+		return []LateSpell{}
+	}
+	return spells
 }
 
 // startWith provisions the initial replicas, then hands over to the autoscaler.

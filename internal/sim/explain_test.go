@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -65,5 +66,54 @@ func TestLateSpellsAreTheWorstStretchesWithTheDecisionsThatShapedThem(t *testing
 	sparse := []Point{{T: 0}, {T: 90, Late: 1}, {T: 180, Late: 2}, {T: 270}}
 	if got := lateSpells(sparse, nil, 0, time.Minute, 90*time.Second, 3); len(got) != 1 || got[0].Late != 3 {
 		t.Errorf("every 90 s: %+v", got)
+	}
+}
+
+// The workflow explains its late spells from its own decision records, read as it runs (it keeps only its
+// latest 50, and a long run continues as new): over three hours of a load that steps up twice, every
+// evaluation's record is there, and its spells are those of the simulator's imitation of it.
+func TestTheWorkflowExplainsItsLateSpellsFromItsOwnRecords(t *testing.T) {
+	a := DefaultAssumptions()
+	reqs := synthetic(3*time.Hour, 5, func(t time.Duration) float64 {
+		switch {
+		case t > 2*time.Hour:
+			return 30
+		case t > 40*time.Minute:
+			return 20
+		}
+		return 8
+	})
+	spec := exampleModel(t)
+	sched := OracleSchedule(reqs, a)
+	initial := StartingReplicas(sched, a)
+	p := WorkflowPolicy(spec, 0)
+	p.Explain = 2
+	wf, err := RunWorkflow(reqs, a, p, initial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := RunPolicy(reqs, a, Policy{Name: "ours", Spec: spec.Spec.Spec, Sagas: true, Explain: 2}, initial)
+	if len(wf.LateSpells) != 2 || len(ours.LateSpells) != 2 {
+		t.Fatalf("spells: the workflow's %+v, ours' %+v", wf.LateSpells, ours.LateSpells)
+	}
+	for i, sp := range wf.LateSpells {
+		// Each step's spell, as the imitation has it, within a minute.
+		// Each step's spell, as the imitation has it: its end within a minute, its late requests within 5%
+		// (a few late requests before the step join it in one run and not in the other).
+		if o := ours.LateSpells[i]; math.Abs(sp.To-o.To) > 60 || math.Abs(float64(sp.Late-o.Late)) > 0.05*float64(o.Late) {
+			t.Errorf("spell %d: %.0f-%.0f s, %d late; ours' %.0f-%.0f s, %d late", i, sp.From, sp.To, sp.Late, o.From, o.To, o.Late)
+		}
+		var acted int
+		for _, d := range sp.Decisions {
+			if d.Acted {
+				acted++
+			}
+		}
+		// The record a lead time before it (within an evaluation of that: none is missing there), the one as
+		// it began, and the scale-out started or raised in it.
+		lead, every := a.LeadTime().Seconds(), a.EvaluationInterval.D().Seconds()
+		if len(sp.Decisions) < 3 || sp.Decisions[0].At > sp.From-lead || sp.Decisions[0].At < sp.From-lead-every-1 || acted == 0 {
+			t.Errorf("spell %d (%.0f-%.0f s): %d records, %d acted on, the first at %.0f s", i, sp.From, sp.To, len(sp.Decisions), acted, sp.Decisions[0].At)
+		}
 	}
 }

@@ -815,7 +815,7 @@ func TestTheWorkflowItselfMeasuresWhatItsImitationDoes(t *testing.T) {
 			sched := OracleSchedule(c.reqs, a)
 			initial := StartingReplicas(sched, a)
 			imitation := RunPolicy(c.reqs, a, Policy{Name: "ours", Spec: exampleSpec(t), Sagas: true}, initial)
-			wf, err := RunWorkflow(c.reqs, a, "ours-workflow", exampleModel(t), initial)
+			wf, err := RunWorkflow(c.reqs, a, WorkflowPolicy(exampleModel(t), 0), initial)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -848,7 +848,7 @@ func theWorkflowAndItsImitationMeet(t *testing.T, reqs []trace.Request, a Assump
 	t.Helper()
 	initial := StartingReplicas(OracleSchedule(reqs, a), a)
 	imitation := RunPolicy(reqs, a, Policy{Name: "ours", Spec: exampleSpec(t), Sagas: true}, initial)
-	wf, err := RunWorkflow(reqs, a, "ours-workflow", exampleModel(t), initial)
+	wf, err := RunWorkflow(reqs, a, WorkflowPolicy(exampleModel(t), 0), initial)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -900,7 +900,7 @@ func TestTheWorkflowGivesUpOnNodesSlowerThanItsTimeout(t *testing.T) {
 	a.NodeReady = spec.Spec.Timeouts.NodeReady + policy.Duration(2*time.Minute)
 	a.Warmup = policy.Duration(time.Minute)
 	reqs := synthetic(40*time.Minute, 5, func(t time.Duration) float64 { return 5 + 20*t.Hours() })
-	r, err := RunWorkflow(reqs, a, "ours-workflow", spec, 3)
+	r, err := RunWorkflow(reqs, a, WorkflowPolicy(spec, 0), 3)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -17,7 +18,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/llmscaler/llmscaler/activities"
-	"github.com/llmscaler/llmscaler/config"
 	"github.com/llmscaler/llmscaler/internal/trace"
 	"github.com/llmscaler/llmscaler/policy"
 	"github.com/llmscaler/llmscaler/traffic"
@@ -34,13 +34,19 @@ import (
 //
 // It measures what RunPolicy measures, with nothing of the workflow re-implemented: RunPolicy's action rule
 // is an imitation of the workflow, this is the workflow.
-func RunWorkflow(reqs []trace.Request, a Assumptions, name string, spec config.ModelSpec, initial int) (Result, error) {
-	spec = spec.WithDefaults()
+//
+// With p.Explain, its late spells are explained from the workflow's own decision records (its decisions
+// query, read as it runs, since it keeps only the latest).
+func RunWorkflow(reqs []trace.Request, a Assumptions, p Policy, initial int) (Result, error) {
+	if p.Workflow == nil {
+		return Result{}, fmt.Errorf("policy %s has no model spec to run the workflow on", p.Name)
+	}
+	spec := p.Workflow.WithDefaults()
 	spec.Spec.GPUsPerPod = a.GPUsPerPod
 	spec.Spec.EvaluationInterval = a.EvaluationInterval
 	spec.Spec.DrainGracePeriod = a.DrainGrace
 	spec.Spec.NodeGroup.GPUsPerNode = a.GPUsPerNode
-	c := &workflowCluster{initial: initial, grace: a.DrainGrace.D()}
+	c := &workflowCluster{initial: initial, grace: a.DrainGrace.D(), decisions: map[time.Time]policy.Decision{}}
 	s := newSim(a, reqs, c)
 	c.s = s
 	s.start()
@@ -51,6 +57,9 @@ func RunWorkflow(reqs []trace.Request, a Assumptions, name string, spec config.M
 	// history cap: a long trace runs as several runs, each carrying the state of the one before.
 	for {
 		env := c.newEnvironment(start)
+		if p.Explain > 0 {
+			c.collectDecisions(start, s.end)
+		}
 		env.RegisterDelayedCallback(env.CancelWorkflow, s.end.Sub(start))
 		env.ExecuteWorkflow(workflows.AutoscalerWorkflowName, in)
 		err := env.GetWorkflowError()
@@ -70,7 +79,53 @@ func RunWorkflow(reqs []trace.Request, a Assumptions, name string, spec config.M
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s.runUntil(s.end)
-	return s.finish(name), nil
+	r := s.finish(p.Name)
+	if p.Explain > 0 {
+		if c.queryErr != nil {
+			return Result{}, fmt.Errorf("reading the workflow's decision records: %w", c.queryErr)
+		}
+		r.LateSpells = explained(lateSpells(r.Series, c.notes(), a.Warmup.D(), a.LeadTime(), a.EvaluationInterval.D(), p.Explain))
+	}
+	return r, nil
+}
+
+// collectDecisions reads the workflow's decision records through its decisions query as it runs, every
+// collectEvery of its evaluations (it keeps only the latest), and once more just before the run's end.
+func (c *workflowCluster) collectDecisions(start, end time.Time) {
+	env := c.env
+	every := time.Duration(collectEvery) * c.s.a.EvaluationInterval.D()
+	read := func() {
+		v, err := env.QueryWorkflow(workflows.QueryDecisions, 0)
+		var ds []policy.Decision
+		if err == nil {
+			err = v.Get(&ds)
+		}
+		if err != nil {
+			c.queryErr = err
+			return
+		}
+		for _, d := range ds {
+			c.decisions[d.Time] = d
+		}
+	}
+	for t := every; t < end.Sub(start); t += every {
+		env.RegisterDelayedCallback(read, t)
+	}
+	env.RegisterDelayedCallback(read, end.Sub(start)-time.Nanosecond)
+}
+
+// collectEvery is how many evaluations apart the decision records are read: fewer than the workflow keeps
+// (workflows' keepDecisions, 50).
+const collectEvery = 40
+
+// notes is the collected decision records in time order, as the simulator's own autoscaler writes them.
+func (c *workflowCluster) notes() []DecisionNote {
+	out := make([]DecisionNote, 0, len(c.decisions))
+	for _, t := range slices.SortedFunc(maps.Keys(c.decisions), time.Time.Compare) {
+		d := c.decisions[t]
+		out = append(out, DecisionNote{At: t.Sub(epoch).Seconds(), Acted: d.Acted, Summary: d.Summary})
+	}
+	return out
 }
 
 // workflowCluster is the simulated cluster behind the workflow's activities. The activities run on the
@@ -82,6 +137,10 @@ type workflowCluster struct {
 	initial int
 	grace   time.Duration
 	sagas   int
+	// decisions are the workflow's decision records by time, read when explaining (collectDecisions), and
+	// queryErr the last failure to read them.
+	decisions map[time.Time]policy.Decision
+	queryErr  error
 }
 
 func (c *workflowCluster) init(s *sim)       { s.provision(c.initial) }
