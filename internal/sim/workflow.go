@@ -46,7 +46,7 @@ func RunWorkflow(reqs []trace.Request, a Assumptions, p Policy, initial int) (Re
 	spec.Spec.EvaluationInterval = a.EvaluationInterval
 	spec.Spec.DrainGracePeriod = a.DrainGrace
 	spec.Spec.NodeGroup.GPUsPerNode = a.GPUsPerNode
-	c := &workflowCluster{initial: initial, grace: a.DrainGrace.D(), decisions: map[time.Time]policy.Decision{}}
+	c := &workflowCluster{initial: initial, grace: a.DrainGrace.D(), decisions: map[int64]policy.Decision{}}
 	s := newSim(a, reqs, c)
 	c.s = s
 	s.start()
@@ -105,7 +105,7 @@ func (c *workflowCluster) collectDecisions(start, end time.Time) {
 			return
 		}
 		for _, d := range ds {
-			c.decisions[d.Time] = d
+			c.decisions[d.Time.UnixNano()] = d
 		}
 	}
 	for t := every; t < end.Sub(start); t += every {
@@ -121,9 +121,9 @@ const collectEvery = 40
 // notes is the collected decision records in time order, as the simulator's own autoscaler writes them.
 func (c *workflowCluster) notes() []DecisionNote {
 	out := make([]DecisionNote, 0, len(c.decisions))
-	for _, t := range slices.SortedFunc(maps.Keys(c.decisions), time.Time.Compare) {
+	for _, t := range slices.Sorted(maps.Keys(c.decisions)) {
 		d := c.decisions[t]
-		out = append(out, DecisionNote{At: t.Sub(epoch).Seconds(), Acted: d.Acted, Summary: d.Summary})
+		out = append(out, DecisionNote{At: d.Time.Sub(epoch).Seconds(), Acted: d.Acted, Summary: d.Summary})
 	}
 	return out
 }
@@ -137,9 +137,9 @@ type workflowCluster struct {
 	initial int
 	grace   time.Duration
 	sagas   int
-	// decisions are the workflow's decision records by time, read when explaining (collectDecisions), and
-	// queryErr the last failure to read them.
-	decisions map[time.Time]policy.Decision
+	// decisions are the workflow's decision records by their time (Unix nanoseconds: records read twice are
+	// one), read when explaining (collectDecisions), and queryErr the last failure to read them.
+	decisions map[int64]policy.Decision
 	queryErr  error
 }
 
