@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +153,12 @@ func TestModelCLI(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &hist); err != nil || len(hist.Decisions) == 0 {
 		t.Fatalf("history -o json: %v\n%s", err, out)
+	}
+	out, _ = run(0, "model", "history", name, tq)
+	if !slices.ContainsFunc(strings.Split(out, "\n"), func(l string) bool {
+		return slices.Equal(strings.Fields(l), []string{"TIME", "REPLICAS", "ACTION", "ACTED", "WHY"})
+	}) {
+		t.Fatalf("history's decisions table lacks its columns:\n%s", out)
 	}
 	_, errOut = run(1, "model", "drain-node", name, "no-such-node", tq)
 	if !strings.Contains(errOut, "is not in node group") {

@@ -448,13 +448,18 @@ func (m *modelCLI) historyCommand() *cobra.Command {
 					fmt.Fprintf(tw, "%s\t%s\t%d -> %d\t%d -> %d\t%s\t%s\t%s\n", a.Started.Local().Format(time.DateTime), a.Kind, a.FromReplicas, a.ToReplicas, a.FromNodes, a.ToNodes, servedIn(a.Waves), result, a.WorkflowID)
 				}
 				if !actionsOnly {
-					fmt.Fprintln(tw, "\nDECISIONS\nTIME\tREPLICAS\tACTION\tWHY")
+					// ACTION is what the decision asked for; ACTED whether the autoscaler acted on it (an action
+					// under way is raised, cancelled or left to finish).
+					fmt.Fprintln(tw, "\nDECISIONS\nTIME\tREPLICAS\tACTION\tACTED\tWHY")
 					for _, d := range decisions {
-						action := string(d.Action)
+						action, acted := string(d.Action), "-"
 						if action == "" {
 							action = "-"
 						}
-						fmt.Fprintf(tw, "%s\t%d -> %d\t%s\t%s\n", d.Time.Local().Format(time.TimeOnly), d.CurrentReplicas, d.DesiredReplicas, action, d.Summary)
+						if d.Acted {
+							acted = "yes"
+						}
+						fmt.Fprintf(tw, "%s\t%d -> %d\t%s\t%s\t%s\n", d.Time.Local().Format(time.TimeOnly), d.CurrentReplicas, d.DesiredReplicas, action, acted, d.Summary)
 					}
 				}
 				return tw.Flush()
