@@ -439,12 +439,13 @@ func queryOnce(tc client.Client, id, name string, out any, args ...any) error {
 	return v.Get(out)
 }
 
-// stalled reports whether a query failed for want of time (the client's deadline or the server's) or of a
-// reachable server, rather than being refused.
+// stalled reports whether a query failed for want of time (the client's deadline or the server's), of a
+// reachable server or of the workflow's first task done, rather than being refused.
 func stalled(err error) bool {
 	var deadline *serviceerror.DeadlineExceeded
 	var unavailable *serviceerror.Unavailable
-	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &deadline) || errors.As(err, &unavailable)
+	var notReady *serviceerror.WorkflowNotReady
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &deadline) || errors.As(err, &unavailable) || errors.As(err, &notReady)
 }
 
 func (e *env) status() workflows.Status {
