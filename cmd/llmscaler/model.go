@@ -98,8 +98,10 @@ func explain(id string, err error) error {
 	if errors.As(err, &appErr) {
 		return fmt.Errorf("%s refused: %s", id, appErr.Message())
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: no answer in time (is a worker running on the task queue?): %w", id, err)
+	// The client's deadline, or the server's (it gives up waiting for a worker to answer a query first).
+	var deadline *serviceerror.DeadlineExceeded
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &deadline) {
+		return fmt.Errorf("%s: no answer in time (is a worker running on the task queue? --timeout waits longer): %w", id, err)
 	}
 	return fmt.Errorf("%s: %w", id, err)
 }

@@ -1,8 +1,15 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/llmscaler/llmscaler/workflows"
 )
@@ -23,6 +30,26 @@ func TestHistoryShowsHowLongEachScaleOutTookToServe(t *testing.T) {
 	} {
 		if got := servedIn(c.waves); got != c.want {
 			t.Errorf("%+v: %q, want %q", c.waves, got, c.want)
+		}
+	}
+}
+
+// Temporal's errors become what to do about them: a missing autoscaler, a refusal, and a query that found
+// no worker to answer it, whether the client's deadline or the server's ran out first.
+func TestTemporalErrorsSayWhatToDo(t *testing.T) {
+	id := "autoscaler/models/llm"
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{serviceerror.NewNotFound("workflow not found"), "no autoscaler autoscaler/models/llm is running (start it with"},
+		{temporal.NewApplicationError("replicas 99: must be between 0 and maxReplicas 6", "Invalid"), "autoscaler/models/llm refused: replicas 99"},
+		{fmt.Errorf("querying: %w", context.DeadlineExceeded), "no answer in time (is a worker running on the task queue?"},
+		{serviceerror.NewDeadlineExceeded("context deadline exceeded"), "no answer in time (is a worker running on the task queue?"},
+		{errors.New("connection refused"), "autoscaler/models/llm: connection refused"},
+	} {
+		if got := explain(id, c.err).Error(); !strings.Contains(got, c.want) {
+			t.Errorf("%v: %q, want it to say %q", c.err, got, c.want)
 		}
 	}
 }
