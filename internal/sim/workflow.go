@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -46,7 +45,7 @@ func RunWorkflow(reqs []trace.Request, a Assumptions, p Policy, initial int) (Re
 	spec.Spec.EvaluationInterval = a.EvaluationInterval
 	spec.Spec.DrainGracePeriod = a.DrainGrace
 	spec.Spec.NodeGroup.GPUsPerNode = a.GPUsPerNode
-	c := &workflowCluster{initial: initial, grace: a.DrainGrace.D(), decisions: map[int64]policy.Decision{}}
+	c := &workflowCluster{initial: initial, grace: a.DrainGrace.D()}
 	s := newSim(a, reqs, c)
 	c.s = s
 	s.start()
@@ -84,7 +83,7 @@ func RunWorkflow(reqs []trace.Request, a Assumptions, p Policy, initial int) (Re
 		if c.queryErr != nil {
 			return Result{}, fmt.Errorf("reading the workflow's decision records: %w", c.queryErr)
 		}
-		r.LateSpells = explained(lateSpells(r.Series, c.notes(), a.Warmup.D(), a.LeadTime(), a.EvaluationInterval.D(), p.Explain))
+		r.LateSpells = explained(lateSpells(r.Series, c.notes, a.Warmup.D(), a.LeadTime(), a.EvaluationInterval.D(), p.Explain))
 	}
 	return r, nil
 }
@@ -104,8 +103,13 @@ func (c *workflowCluster) collectDecisions(start, end time.Time) {
 			c.queryErr = err
 			return
 		}
+		// The reads come in time order and overlap, each with the latest records in time order: the ones
+		// after the last kept are new.
 		for _, d := range ds {
-			c.decisions[d.Time.UnixNano()] = d
+			at := d.Time.Sub(epoch).Seconds()
+			if k := len(c.notes); k == 0 || at > c.notes[k-1].At {
+				c.notes = append(c.notes, DecisionNote{At: at, Acted: d.Acted, Summary: d.Summary})
+			}
 		}
 	}
 	for t := every; t < end.Sub(start); t += every {
@@ -118,16 +122,6 @@ func (c *workflowCluster) collectDecisions(start, end time.Time) {
 // (workflows' keepDecisions, 50).
 const collectEvery = 40
 
-// notes is the collected decision records in time order, as the simulator's own autoscaler writes them.
-func (c *workflowCluster) notes() []DecisionNote {
-	out := make([]DecisionNote, 0, len(c.decisions))
-	for _, t := range slices.Sorted(maps.Keys(c.decisions)) {
-		d := c.decisions[t]
-		out = append(out, DecisionNote{At: d.Time.Sub(epoch).Seconds(), Acted: d.Acted, Summary: d.Summary})
-	}
-	return out
-}
-
 // workflowCluster is the simulated cluster behind the workflow's activities. The activities run on the
 // test environment's goroutines, so every one takes the lock (acting).
 type workflowCluster struct {
@@ -137,10 +131,10 @@ type workflowCluster struct {
 	initial int
 	grace   time.Duration
 	sagas   int
-	// decisions are the workflow's decision records by their time (Unix nanoseconds: records read twice are
-	// one), read when explaining (collectDecisions), and queryErr the last failure to read them.
-	decisions map[int64]policy.Decision
-	queryErr  error
+	// notes are the workflow's decision records in time order, as the simulator's own autoscaler writes
+	// them, read when explaining (collectDecisions), and queryErr the last failure to read them.
+	notes    []DecisionNote
+	queryErr error
 }
 
 func (c *workflowCluster) init(s *sim)       { s.provision(c.initial) }
