@@ -403,9 +403,9 @@ func (e *env) start() client.WorkflowRun {
 // task in flight (an observation included), and the SDK's own 10 s default is tight on a busy CI host.
 const queryTimeout = 30 * time.Second
 
-// queryPatience is how long a query that times out (or finds the server unavailable) is retried before
-// the test fails: a shared CI host can stall for tens of seconds, and a stall is not what the tests check.
-// A query rejected for any other reason fails at once.
+// queryPatience is how long a query that stalled (see stalled) is retried before the test fails: a shared
+// CI host can stall for tens of seconds, and a stall is not what the tests check. A query rejected for any
+// other reason fails at once.
 const queryPatience = 2 * time.Minute
 
 // query runs a query on the model's autoscaler and decodes its result into out.
@@ -413,8 +413,8 @@ func (e *env) query(name string, out any, args ...any) error {
 	return queryWorkflow(e.tc, e.spec.WorkflowID(), name, out, args...)
 }
 
-// queryWorkflow runs a query on a workflow and decodes its result into out, retrying a query that timed
-// out for up to queryPatience; the error says how many attempts failed.
+// queryWorkflow runs a query on a workflow and decodes its result into out, retrying a query that stalled
+// for up to queryPatience; the error says how many attempts failed.
 func queryWorkflow(tc client.Client, id, name string, out any, args ...any) error {
 	giveUp := time.Now().Add(queryPatience)
 	for attempt := 1; ; attempt++ {
