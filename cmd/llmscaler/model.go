@@ -88,6 +88,36 @@ func (m *modelCLI) ctx(cmd *cobra.Command) (context.Context, context.CancelFunc)
 	return context.WithTimeout(cmd.Context(), m.timeout)
 }
 
+// session is what a command on one model's autoscaler needs: a client, the workflow ID of NAME (or
+// NAMESPACE/NAME) and a context bounded by --timeout; done closes the client and the context.
+func (m *modelCLI) session(cmd *cobra.Command, arg string) (c client.Client, id string, ctx context.Context, done func(), err error) {
+	if id, err = m.workflowID(arg); err != nil {
+		return nil, "", nil, nil, err
+	}
+	if c, _, err = m.dial(); err != nil {
+		return nil, "", nil, nil, err
+	}
+	ctx, cancel := m.ctx(cmd)
+	return c, id, ctx, func() { cancel(); c.Close() }, nil
+}
+
+// sendUpdate sends an update (with req as its argument, if any) to the workflow and decodes its result
+// into out once the workflow has completed it.
+func sendUpdate(ctx context.Context, c client.Client, id, name string, req, out any) error {
+	var args []any
+	if req != nil {
+		args = []any{req}
+	}
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name, Args: args, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err != nil {
+		return explain(id, err)
+	}
+	if err := h.Get(ctx, out); err != nil {
+		return explain(id, err)
+	}
+	return nil
+}
+
 // explain turns Temporal errors into what to do about them.
 func explain(id string, err error) error {
 	var nf *serviceerror.NotFound
@@ -509,28 +539,14 @@ func servedIn(waves []workflows.Wave) string {
 
 // update sends an update to a model's autoscaler and prints the status it returns.
 func (m *modelCLI) update(cmd *cobra.Command, arg, name string, req any, wait bool) error {
-	id, err := m.workflowID(arg)
+	c, id, ctx, done, err := m.session(cmd, arg)
 	if err != nil {
 		return err
 	}
-	c, _, err := m.dial()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ctx, cancel := m.ctx(cmd)
-	defer cancel()
-	var args []any
-	if req != nil {
-		args = []any{req}
-	}
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name, Args: args, WaitForStage: client.WorkflowUpdateStageCompleted})
-	if err != nil {
-		return explain(id, err)
-	}
+	defer done()
 	var st workflows.Status
-	if err := h.Get(ctx, &st); err != nil {
-		return explain(id, err)
+	if err := sendUpdate(ctx, c, id, name, req, &st); err != nil {
+		return err
 	}
 	if wait {
 		if st, err = m.waitIdle(cmd, c, id); err != nil {
@@ -658,24 +674,14 @@ func (m *modelCLI) evaluateCommand() *cobra.Command {
 	return &cobra.Command{
 		Use: "evaluate NAME", Short: "Evaluate a model now and print the decision", Args: cobra.ExactArgs(1), ValidArgsFunction: m.completeModels,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := m.workflowID(args[0])
+			c, id, ctx, done, err := m.session(cmd, args[0])
 			if err != nil {
 				return err
 			}
-			c, _, err := m.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := m.ctx(cmd)
-			defer cancel()
-			h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateEvaluateNow, WaitForStage: client.WorkflowUpdateStageCompleted})
-			if err != nil {
-				return explain(id, err)
-			}
+			defer done()
 			var d policy.Decision
-			if err := h.Get(ctx, &d); err != nil {
-				return explain(id, err)
+			if err := sendUpdate(ctx, c, id, workflows.UpdateEvaluateNow, nil, &d); err != nil {
+				return err
 			}
 			return printValue(cmd.OutOrStdout(), m.output, d, func(w io.Writer) error {
 				_, err := fmt.Fprintln(w, d.Summary)
@@ -691,17 +697,11 @@ func (m *modelCLI) stopCommand() *cobra.Command {
 		Short: "Stop a model's autoscaler (a scale-in under way is undone; a scale-out finishes)",
 		Args:  cobra.ExactArgs(1), ValidArgsFunction: m.completeModels,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := m.workflowID(args[0])
+			c, id, ctx, done, err := m.session(cmd, args[0])
 			if err != nil {
 				return err
 			}
-			c, _, err := m.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := m.ctx(cmd)
-			defer cancel()
+			defer done()
 			if err := c.CancelWorkflow(ctx, id, ""); err != nil {
 				return explain(id, err)
 			}
