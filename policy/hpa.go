@@ -181,11 +181,12 @@ type calcInput struct {
 	slotsHeld float64
 }
 
-// plainMetricReplicas is calcPlainMetricReplicas: the average of per-pod values against a per-pod target.
-// For Resource AverageValue on cpu, the unready rules apply.
-func plainMetricReplicas(in calcInput, reading MetricReading, targetMilli int64, cpu bool, p *MetricProposal) {
-	metrics := map[string]int64{}
+// readyPodMetrics is the per-pod samples (in milli-units) the HPA averages: the pods grouped as ready,
+// missing, unready and ignored (the counts go on the proposal), without the ignored and unready pods' samples;
+// false, with the proposal invalid, when no sample is left.
+func readyPodMetrics(in calcInput, reading MetricReading, cpu bool, p *MetricProposal) (map[string]int64, podGroups, bool) {
 	samples := sampleMap(in.pods, reading.Pods)
+	metrics := map[string]int64{}
 	for name, s := range samples {
 		metrics[name] = milli(s.Value)
 	}
@@ -199,6 +200,16 @@ func plainMetricReplicas(in calcInput, reading MetricReading, targetMilli int64,
 	}
 	if len(metrics) == 0 {
 		p.Invalid = "no samples for the pods (they may be unready)"
+		return nil, g, false
+	}
+	return metrics, g, true
+}
+
+// plainMetricReplicas is calcPlainMetricReplicas: the average of per-pod values against a per-pod target.
+// For Resource AverageValue on cpu, the unready rules apply.
+func plainMetricReplicas(in calcInput, reading MetricReading, targetMilli int64, cpu bool, p *MetricProposal) {
+	metrics, g, ok := readyPodMetrics(in, reading, cpu, p)
+	if !ok {
 		return
 	}
 	usageRatio, usage := averageRatio(metrics, targetMilli)
@@ -206,11 +217,7 @@ func plainMetricReplicas(in calcInput, reading MetricReading, targetMilli int64,
 
 	scaleUpWithUnready := len(g.unready) > 0 && usageRatio > 1.0
 	if !scaleUpWithUnready && len(g.missing) == 0 {
-		if in.tol.within(usageRatio) {
-			p.WithinTolerance, p.Replicas = true, in.current
-			return
-		}
-		p.Replicas = ceilReplicas(usageRatio * float64(g.ready))
+		proposeFromReady(p, in, usageRatio, g.ready)
 		return
 	}
 	if len(g.missing) > 0 {
@@ -230,6 +237,16 @@ func plainMetricReplicas(in calcInput, reading MetricReading, targetMilli int64,
 	}
 	newRatio, _ := averageRatio(metrics, targetMilli)
 	recomputed(p, in, usageRatio, newRatio, len(metrics))
+}
+
+// proposeFromReady is the proposal when every pod has a usable sample (none missing, and none unready
+// while the ratio asks to scale up): the current count within tolerance, else the ratio times the ready pods.
+func proposeFromReady(p *MetricProposal, in calcInput, usageRatio float64, ready int) {
+	if in.tol.within(usageRatio) {
+		p.WithinTolerance, p.Replicas = true, in.current
+		return
+	}
+	p.Replicas = ceilReplicas(usageRatio * float64(ready))
 }
 
 // recomputed finishes a calculation after missing and unready pods were filled in: no change when the new
@@ -281,21 +298,8 @@ func resourceUtilizationReplicas(in calcInput, reading MetricReading, resource s
 		p.Invalid = "no pods to measure"
 		return
 	}
-	samples := sampleMap(in.pods, reading.Pods)
-	metrics := map[string]int64{}
-	for name, s := range samples {
-		metrics[name] = milli(s.Value)
-	}
-	g := groupPods(in.pods, samples, resource == "cpu", in.now, in.initPeriod, in.readinessDelay)
-	p.ReadyPods, p.MissingPods, p.UnreadyPods, p.IgnoredPods = g.ready, len(g.missing), len(g.unready), len(g.ignored)
-	for _, n := range g.ignored {
-		delete(metrics, n)
-	}
-	for _, n := range g.unready {
-		delete(metrics, n)
-	}
-	if len(metrics) == 0 {
-		p.Invalid = "no samples for the pods (they may be unready)"
+	metrics, g, ok := readyPodMetrics(in, reading, resource == "cpu", p)
+	if !ok {
 		return
 	}
 	usageRatio, util, ok := utilizationRatio(metrics, requests, targetUtil)
@@ -307,11 +311,7 @@ func resourceUtilizationReplicas(in calcInput, reading MetricReading, resource s
 
 	scaleUpWithUnready := len(g.unready) > 0 && usageRatio > 1.0
 	if !scaleUpWithUnready && len(g.missing) == 0 {
-		if in.tol.within(usageRatio) {
-			p.WithinTolerance, p.Replicas = true, in.current
-			return
-		}
-		p.Replicas = ceilReplicas(usageRatio * float64(g.ready))
+		proposeFromReady(p, in, usageRatio, g.ready)
 		return
 	}
 	if len(g.missing) > 0 {
