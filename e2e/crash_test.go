@@ -50,18 +50,7 @@ func llmscalerBinary(t testing.TB) string {
 // workerConfig writes a worker config for this test's stack, task queue and kwok group.
 func (e *env) workerConfig() string {
 	s := testbed.Shared(e.t)
-	cfg := fmt.Sprintf(`temporal:
-  address: %s
-  namespace: %s
-  taskQueue: %s
-kubernetes:
-  kubeconfig: %s
-prometheus:
-  url: %s
-aws:
-  region: %s
-  endpoint: %s
-metrics:
+	cfg := s.WorkerConfig(e.taskQueue) + fmt.Sprintf(`metrics:
   listenAddress: "off"
 shutdownGrace: 5s
 kwok:
@@ -73,8 +62,7 @@ kwok:
     max: %d
     bootDelay: %s
     gpuDelay: %s
-`, s.Temporal.Address, s.Temporal.Namespace, e.taskQueue, s.Kube.Kubeconfig, s.Prometheus.URL, s.AWS.Region, s.AWS.Endpoint,
-		e.kwok.Name, e.kwok.InstanceType, e.kwok.Min, e.kwok.Max, e.kwok.BootDelay, e.kwok.GPUDelay)
+`, e.kwok.Name, e.kwok.InstanceType, e.kwok.Min, e.kwok.Max, e.kwok.BootDelay, e.kwok.GPUDelay)
 	file := filepath.Join(e.t.TempDir(), "worker.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		e.t.Fatal(err)

@@ -300,20 +300,9 @@ func demoSpec(root, dir string) (config.ModelSpec, string, error) {
 }
 
 func writeWorkerConfig(stack *testbed.Stack) (string, error) {
-	cfg := fmt.Sprintf(`temporal:
-  address: %s
-  namespace: %s
-  taskQueue: %s
-kubernetes:
-  kubeconfig: %s
-prometheus:
-  url: %s
-aws:
-  region: %s
-  endpoint: %s
-metrics:
+	cfg := stack.WorkerConfig(config.DefaultTaskQueue) + `metrics:
   listenAddress: "127.0.0.1:0"
-`, stack.Temporal.Address, stack.Temporal.Namespace, config.DefaultTaskQueue, stack.Kube.Kubeconfig, stack.Prometheus.URL, stack.AWS.Region, stack.AWS.Endpoint)
+`
 	file := filepath.Join(stack.Dir, "demo-worker.yaml")
 	return file, os.WriteFile(file, []byte(cfg), 0o644)
 }

@@ -234,6 +234,23 @@ func (s *Stack) Env() []string {
 	}
 }
 
+// WorkerConfig is the part of a worker config (`llmscaler worker --config`) that points a worker at this
+// stack, polling taskQueue; a caller appends its own sections (metrics, kwok groups).
+func (s *Stack) WorkerConfig(taskQueue string) string {
+	return fmt.Sprintf(`temporal:
+  address: %s
+  namespace: %s
+  taskQueue: %s
+kubernetes:
+  kubeconfig: %s
+prometheus:
+  url: %s
+aws:
+  region: %s
+  endpoint: %s
+`, s.Temporal.Address, s.Temporal.Namespace, taskQueue, s.Kube.Kubeconfig, s.Prometheus.URL, s.AWS.Region, s.AWS.Endpoint)
+}
+
 // Describe returns how to reach the stack, for people.
 func (s *Stack) Describe() string {
 	var b strings.Builder
