@@ -250,7 +250,7 @@ func TestOnShapesItWasNotTunedOn(t *testing.T) {
 			return 20
 		}, 0.925, 1.05},
 		// Added from a later sweep of new shapes, unseen until then, with floors where they came out: the
-		// weak spots the README names. The sawtooth's first ramp and the sine's rises are met late (no ramp
+		// weak spots docs/evaluation.md names. The sawtooth's first ramp and the sine's rises are met late (no ramp
 		// is projected in the first two lead times, and a ramp from a trough is fitted with the flat part
 		// before it); a step up after a quiet spell is met a lead time late and its queues, on the replicas
 		// serving then, drain for minutes more, as for any reactive policy. The sawtooth's projected capacity
@@ -471,7 +471,7 @@ func answersThatLengthen(d time.Duration, seed uint64, rate func(t time.Duration
 // saturated replicas makes every request behind it late; bursts that ramp over 4 minutes are neither a
 // burst (too slow to double within a quarter of a lead time) nor projected until they have lasted two
 // (a level shift read through the rate window explains their start), and their projection then overshoots
-// their top. See the README's fourth sweep for what was tried.
+// their top. See the fourth sweep in docs/evaluation.md for what was tried.
 func TestOnAFourthSweepOfUntunedShapes(t *testing.T) {
 	holdShapes(t, heavyTailed, 2, []shape{{"a random walk (15 req/s, +-12% a minute, held within 4-35)", 2 * time.Hour,
 		randomWalk(2), 0.92, 0.9}})
