@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -220,6 +221,10 @@ func (c *Cluster) DrainNode(ctx context.Context, in DrainInput) (DrainResult, er
 	sel, _ := labels.Parse(selector)
 	helper := c.drainHelper(ctx, in.GracePeriod)
 	list, errs := helper.GetPodsForDeletion(in.Node)
+	if list == nil {
+		// The pods could not be listed (the API server's error, not the pods'): retried.
+		return DrainResult{}, fmt.Errorf("listing the pods of node %s: %w", in.Node, errors.Join(errs...))
+	}
 	if len(errs) > 0 {
 		return DrainResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("node %s cannot be drained without force: %v", in.Node, errs), ErrDrainBlocked, nil)
@@ -229,29 +234,54 @@ func (c *Cluster) DrainNode(ctx context.Context, in DrainInput) (DrainResult, er
 		return DrainResult{}, fmt.Errorf("checking the Eviction API: %w", err)
 	}
 	pods := list.Pods()
-	isModel := func(p *corev1.Pod) bool {
-		return p.Namespace == in.Deployment.Namespace && sel.Matches(labels.Set(p.Labels))
+	// A replica of the model: a pod that ended (Failed after a kubelet's eviction under node pressure,
+	// Succeeded) was replaced by its ReplicaSet already, and is removed without lowering the count.
+	isReplica := func(p *corev1.Pod) bool {
+		return p.Namespace == in.Deployment.Namespace && sel.Matches(labels.Set(p.Labels)) &&
+			p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
 	}
-	evicted := map[string]bool{} // model pods this drain evicted, in this attempt or an earlier one
+	evicted := map[string]bool{} // replicas this drain evicted, in this attempt or an earlier one
 	for _, name := range progress.Evicted {
 		evicted[name] = true
 	}
+	noteEvicted := func(p *corev1.Pod) {
+		evicted[p.Name] = true
+		progress.Evicted = append(progress.Evicted, p.Name)
+		activity.RecordHeartbeat(ctx, progress)
+	}
 	replicas := func() int32 { return max(in.FromReplicas-int32(len(evicted)), 0) }
+	// A retry: a later attempt, or one that resumes an attempt's heartbeat (the first is never throttled).
+	retried := activity.GetInfo(ctx).Attempt > 1 || activity.HasHeartbeatDetails(ctx)
 	for i := range pods {
 		p := pods[i]
-		if p.DeletionTimestamp != nil || evicted[p.Name] {
-			continue // already on its way out
+		if evicted[p.Name] {
+			continue
+		}
+		if p.DeletionTimestamp != nil {
+			// On its way out. On a retry, a replica terminating on this cordoned node was evicted by an
+			// earlier attempt whose heartbeat was lost (they are throttled, and a worker that dies loses the
+			// last one), and counts. On a first attempt it is not this drain's (an earlier scale-in's pod
+			// removal, already counted in the Deployment's replicas).
+			if retried && isReplica(&p) {
+				noteEvicted(&p)
+			}
+			continue
 		}
 		if err := c.evict(ctx, helper, gv, p, in, &progress); err != nil {
 			return DrainResult{Evicted: progress.Evicted}, err
 		}
-		if isModel(&p) {
-			evicted[p.Name] = true
-			progress.Evicted = append(progress.Evicted, p.Name)
-			activity.RecordHeartbeat(ctx, progress)
+		if isReplica(&p) {
+			noteEvicted(&p)
 			if _, err := setReplicas(ctx, c.Kube, in.Deployment, replicas()); err != nil {
 				return DrainResult{Evicted: progress.Evicted}, err
 			}
+		}
+	}
+	// Again, absolute and so harmless to repeat: a count written for a pod an earlier attempt recorded as
+	// evicted may never have landed (the write failed, or the worker died between the two).
+	if len(evicted) > 0 {
+		if _, err := setReplicas(ctx, c.Kube, in.Deployment, replicas()); err != nil {
+			return DrainResult{Evicted: progress.Evicted}, err
 		}
 	}
 	// Wait for the evicted pods to finish their in-flight work and go.

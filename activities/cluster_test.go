@@ -10,6 +10,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -116,53 +117,163 @@ func TestScaleDeploymentRetriesAConflictOnAFreshRead(t *testing.T) {
 // Every heartbeat of a drain carries the pods it has evicted, also while a PodDisruptionBudget refuses the
 // next eviction: a retry reads only the last heartbeat, and without them it would count the Deployment's
 // replicas from the pods it evicts itself, one too many.
-func TestDrainHeartbeatsWhatItEvictedWhileAnEvictionIsRefused(t *testing.T) {
+// drainFixture is a Deployment models/llm of 3 replicas and its pods on node n1, whose evictions succeed
+// (the pod goes) unless refuse names the pod (a PodDisruptionBudget's refusal).
+type drainFixture struct {
+	kube   *fake.Clientset
+	scale  *scaleServer
+	refuse string
+}
+
+func newDrainFixture(t *testing.T, pods ...*corev1.Pod) *drainFixture {
 	replicas := int32(3)
-	controller := true
-	pod := func(name string) *corev1.Pod {
-		return &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "models", Labels: map[string]string{"app": "llm"},
-				OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "llm-1", UID: "rs", Controller: &controller}}},
-			Spec: corev1.PodSpec{NodeName: "n1"},
-		}
-	}
-	kube := fake.NewClientset(&appsv1.Deployment{
+	objs := []runtime.Object{&appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "llm", Namespace: "models", ResourceVersion: "1"},
 		Spec:       appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "llm"}}},
-	}, pod("p1"), pod("p2"))
-	kube.Resources = []*metav1.APIResourceList{{GroupVersion: "v1", APIResources: []metav1.APIResource{
+	}}
+	for _, p := range pods {
+		objs = append(objs, p)
+	}
+	f := &drainFixture{kube: fake.NewClientset(objs...)}
+	f.kube.Resources = []*metav1.APIResourceList{{GroupVersion: "v1", APIResources: []metav1.APIResource{
 		{Name: "pods", Kind: "Pod", Namespaced: true}, {Name: "pods/eviction", Kind: "Eviction", Group: "policy", Version: "v1"}}}}
-	scale := serveScale(t, kube)
-	// p1 is evicted (and goes); p2's eviction is refused, as a PodDisruptionBudget does.
-	kube.PrependReactor("create", "pods", func(a ktesting.Action) (bool, runtime.Object, error) {
+	f.scale = serveScale(t, f.kube)
+	f.kube.PrependReactor("create", "pods", func(a ktesting.Action) (bool, runtime.Object, error) {
 		if a.GetSubresource() != "eviction" {
 			return false, nil, nil
 		}
 		name := a.(ktesting.CreateAction).GetObject().(*policyv1.Eviction).Name
-		if name == "p2" {
+		if name == f.refuse {
 			return true, nil, apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
 		}
-		return true, nil, kube.Tracker().Delete(corev1.SchemeGroupVersion.WithResource("pods"), "models", name)
+		return true, nil, f.kube.Tracker().Delete(corev1.SchemeGroupVersion.WithResource("pods"), "models", name)
 	})
+	return f
+}
 
+// modelPod is a running pod of the Deployment on node n1.
+func modelPod(name string) *corev1.Pod {
+	controller := true
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "models", Labels: map[string]string{"app": "llm"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "llm-1", UID: "rs", Controller: &controller}}},
+		Spec:   corev1.PodSpec{NodeName: "n1"},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning},
+	}
+}
+
+func drainInput(deadline time.Duration) activities.DrainInput {
+	return activities.DrainInput{Deployment: activities.DeploymentRef{Namespace: "models", Name: "llm"},
+		Node: "n1", FromReplicas: 3, Deadline: time.Now().Add(deadline)}
+}
+
+// drain runs DrainNode, resuming from heartbeat details when given, and returns its result.
+func (f *drainFixture) drain(t *testing.T, resume any, onHeartbeat func(map[string]any)) (activities.DrainResult, error) {
+	t.Helper()
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestActivityEnvironment()
-	c := &activities.Cluster{Kube: kube, Poll: 10 * time.Millisecond}
+	c := &activities.Cluster{Kube: f.kube, Poll: 10 * time.Millisecond}
 	env.RegisterActivity(c)
+	if resume != nil {
+		env.SetHeartbeatDetails(resume)
+	}
+	if onHeartbeat != nil {
+		env.SetOnActivityHeartbeatListener(func(_ *activity.Info, details converter.EncodedValues) {
+			var last map[string]any
+			_ = details.Get(&last)
+			onHeartbeat(last)
+		})
+	}
+	v, err := env.ExecuteActivity(c.DrainNode, drainInput(100*time.Millisecond))
+	var r activities.DrainResult
+	if err == nil {
+		err = v.Get(&r)
+	}
+	return r, err
+}
+
+func TestDrainHeartbeatsWhatItEvictedWhileAnEvictionIsRefused(t *testing.T) {
+	f := newDrainFixture(t, modelPod("p1"), modelPod("p2"))
+	f.refuse = "p2"
 	var last map[string]any
-	env.SetOnActivityHeartbeatListener(func(_ *activity.Info, details converter.EncodedValues) {
-		last = nil
-		_ = details.Get(&last)
-	})
-	_, err := env.ExecuteActivity(c.DrainNode, activities.DrainInput{Deployment: activities.DeploymentRef{Namespace: "models", Name: "llm"},
-		Node: "n1", FromReplicas: 3, Deadline: time.Now().Add(100 * time.Millisecond)})
+	_, err := f.drain(t, nil, func(h map[string]any) { last = h })
 	if err == nil || !strings.Contains(err.Error(), activities.ErrDrainBlocked) {
 		t.Fatalf("error %v, want the drain blocked", err)
 	}
 	if fmt.Sprint(last["evicted"]) != "[p1]" || last["blocked"] != "p2" {
 		t.Fatalf("last heartbeat %v: want p1 evicted and p2 blocked", last)
 	}
-	if got := *scale.deployment().Spec.Replicas; got != 2 {
+	if got := *f.scale.deployment().Spec.Replicas; got != 2 {
 		t.Fatalf("replicas %d after evicting one of three pods, want 2", got)
+	}
+}
+
+// A pod that ended (Failed after a kubelet's eviction under node pressure) was replaced by its ReplicaSet
+// already: the drain removes it without taking a replica off the Deployment.
+func TestDrainDoesNotCountAPodThatEndedAsAReplica(t *testing.T) {
+	failed := modelPod("failed")
+	failed.Status.Phase = corev1.PodFailed
+	f := newDrainFixture(t, modelPod("running"), failed)
+	r, err := f.drain(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := *f.scale.deployment().Spec.Replicas; got != 2 || r.Replicas != 2 {
+		t.Fatalf("replicas %d (result %d) after draining one running and one failed pod of three, want 2", got, r.Replicas)
+	}
+}
+
+// A retry resumes from the heartbeat: a pod recorded as evicted whose count never landed (the write failed,
+// or the worker died between the two) is counted again, and the Deployment gets it.
+func TestARetriedDrainWritesTheCountAnEarlierAttemptRecorded(t *testing.T) {
+	f := newDrainFixture(t) // p1, evicted by the earlier attempt, is gone
+	r, err := f.drain(t, map[string]any{"evicted": []string{"p1"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := *f.scale.deployment().Spec.Replicas; got != 2 || r.Replicas != 2 {
+		t.Fatalf("replicas %d (result %d), want 2: the earlier attempt evicted p1", got, r.Replicas)
+	}
+}
+
+// A retry whose predecessor's last heartbeat was lost finds the replica it evicted still terminating on the
+// node, and counts it; a first attempt does not (a pod already terminating there is not its doing).
+func TestARetriedDrainCountsAReplicaItsPredecessorEvicted(t *testing.T) {
+	for _, retry := range []bool{true, false} {
+		t.Run(fmt.Sprintf("retry=%v", retry), func(t *testing.T) {
+			terminating := modelPod("p2")
+			now := metav1.Now()
+			terminating.DeletionTimestamp, terminating.Finalizers = &now, []string{"example.com/slow"}
+			f := newDrainFixture(t, modelPod("p1"), terminating)
+			go func() {
+				time.Sleep(30 * time.Millisecond)
+				_ = f.kube.Tracker().Delete(corev1.SchemeGroupVersion.WithResource("pods"), "models", "p2")
+			}()
+			var resume any
+			want := int32(2)
+			if retry {
+				resume, want = map[string]any{"evicted": []string{}}, 1
+			}
+			r, err := f.drain(t, resume, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := *f.scale.deployment().Spec.Replicas; got != want || r.Replicas != want {
+				t.Fatalf("replicas %d (result %d), want %d", got, r.Replicas, want)
+			}
+		})
+	}
+}
+
+// The node's pods could not be listed (the API server's error): the drain is retried, not refused.
+func TestADrainThatCannotListThePodsIsRetried(t *testing.T) {
+	f := newDrainFixture(t, modelPod("p1"))
+	f.kube.PrependReactor("list", "pods", func(ktesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewServiceUnavailable("etcd leader changed")
+	})
+	_, err := f.drain(t, nil, nil)
+	var appErr *temporal.ApplicationError
+	if err == nil || !strings.Contains(err.Error(), "listing the pods of node n1") || (errors.As(err, &appErr) && appErr.NonRetryable()) {
+		t.Fatalf("error %v, want a retryable error naming the listing", err)
 	}
 }
