@@ -512,7 +512,14 @@ func (a *autoscaler) startChild(ctx workflow.Context, kind policy.ActionKind, la
 	now := workflow.Now(ctx)
 	a.c.ActionSeq++
 	id := fmt.Sprintf("%s/%s/%d", a.workflowID(), label, a.c.ActionSeq)
-	cctx, cancel := workflow.WithCancel(ctx)
+	parent := ctx
+	if kind == policy.ScaleOut && workflow.GetVersion(ctx, "scale-out-outlives-stop", workflow.DefaultVersion, 1) >= 1 {
+		// Stopping the autoscaler cancels its context, and every child started from it with it: a scale-out
+		// would end with its nodes launched and nothing scaled onto them, and no autoscaler left to remove
+		// them. It finishes on its own (the close policy below only covers a parent that ends).
+		parent, _ = workflow.NewDisconnectedContext(ctx)
+	}
+	cctx, cancel := workflow.WithCancel(parent)
 	closePolicy := enumspb.PARENT_CLOSE_POLICY_ABANDON // a scale-out finishes on its own
 	if kind == policy.ScaleIn {
 		closePolicy = enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL // a scale-in restores its node

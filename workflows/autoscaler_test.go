@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -138,5 +139,41 @@ func TestAutoscalerSkipsAFailedObservationAndRecovers(t *testing.T) {
 	}
 	if recovered.State != workflows.StateIdle || recovered.LastError != "" || recovered.LastDecision == nil {
 		t.Fatalf("after observing works again: state %q, last error %q, last decision %v", recovered.State, recovered.LastError, recovered.LastDecision)
+	}
+}
+
+// Stopping the autoscaler (llmscaler model stop cancels it) leaves a scale-out under way to finish: cancelled
+// with its parent, it would end with its nodes launched and nothing scaled onto them.
+func TestStoppingTheAutoscalerLetsAScaleOutUnderWayFinish(t *testing.T) {
+	restore := workflows.SetPolicyForTest(func(in policy.Input, st *policy.State, now time.Time) policy.Decision {
+		d := policy.Evaluate(in, st, now)
+		if in.Observation.InProgress == nil {
+			d.DesiredReplicas, d.Action = d.CommittedReplicas+2, policy.ScaleOut
+			d.Nodes.Target, d.Nodes.Add = d.Nodes.Requested+2, 2
+		}
+		return d
+	})
+	defer restore()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(workflows.Autoscaler, workflow.RegisterOptions{Name: workflows.AutoscalerWorkflowName})
+	var started, cancelled bool
+	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.ScaleOutInput) (workflows.ScaleResult, error) {
+		started = true
+		err := workflow.Sleep(ctx, 10*time.Minute)
+		cancelled = temporal.IsCanceledError(err)
+		return workflows.ScaleResult{}, err
+	}, workflow.RegisterOptions{Name: workflows.ScaleOutWorkflowName})
+	env.RegisterActivity(&activities.Observer{})
+	var o *activities.Observer
+	env.OnActivity(o.Observe, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, _ activities.ObserveInput) (policy.Observation, error) { return steady(env.Now()), nil })
+	env.RegisterDelayedCallback(env.CancelWorkflow, 40*time.Second)
+	env.ExecuteWorkflow(workflows.AutoscalerWorkflowName, workflows.AutoscalerInput{Spec: testSpec()})
+	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "canceled") {
+		t.Fatalf("workflow ended with %v, want cancelled", err)
+	}
+	if !started || cancelled {
+		t.Fatalf("scale-out started %v, cancelled with the autoscaler %v: want started and not cancelled", started, cancelled)
 	}
 }
