@@ -123,7 +123,14 @@ func (a *autoscaler) workflowID() string { return a.spec.WorkflowID() }
 
 // waitForTick sleeps until the next evaluation, an evaluate-now, a queued drain, or a child's end.
 func (a *autoscaler) waitForTick(ctx workflow.Context) {
-	if a.evalReq > 0 || (a.child == nil && len(a.c.Drains) > 0) {
+	// A queued drain starts at once, from a fresh observation. After a failed one it waits for the tick
+	// like the rest: only a decision takes it off the queue, and an observation failing fast (a Deployment
+	// deleted) spun the loop, an observation after another at the same instant, without a timer.
+	drainNow := a.child == nil && len(a.c.Drains) > 0
+	if drainNow && a.lastErr != "" && workflow.GetVersion(ctx, "drain-waits-after-failed-observation", workflow.DefaultVersion, 1) >= 1 {
+		drainNow = false
+	}
+	if a.evalReq > 0 || drainNow {
 		return
 	}
 	interval := a.spec.Spec.EvaluationInterval.D()
@@ -660,11 +667,16 @@ func (a *autoscaler) maybeContinueAsNew(ctx workflow.Context) error {
 	if !info.GetContinueAsNewSuggested() && info.GetCurrentHistoryLength() < historyCap {
 		return nil
 	}
-	if a.child != nil || len(a.c.Drains) > 0 || a.evalReq > 0 {
+	// Queued drains are carried over; runs before that waited for them, and could not continue as new
+	// while observations failed with a drain queued (the history grew to the server's limit).
+	drainsWait := func() bool {
+		return len(a.c.Drains) > 0 && workflow.GetVersion(ctx, "continue-as-new-carries-drains", workflow.DefaultVersion, 1) == workflow.DefaultVersion
+	}
+	if a.child != nil || drainsWait() || a.evalReq > 0 {
 		return nil
 	}
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) || a.evalReq > 0 })
-	if a.evalReq > 0 || a.child != nil || len(a.c.Drains) > 0 {
+	if a.evalReq > 0 || a.child != nil || drainsWait() {
 		return nil
 	}
 	return workflow.NewContinueAsNewError(ctx, AutoscalerWorkflowName, AutoscalerInput{Spec: a.spec, Carried: &a.c})

@@ -177,3 +177,63 @@ func TestStoppingTheAutoscalerLetsAScaleOutUnderWayFinish(t *testing.T) {
 		t.Fatalf("scale-out started %v, cancelled with the autoscaler %v: want started and not cancelled", started, cancelled)
 	}
 }
+
+// A drain queued while observations fail waits for the ticks like everything else (it skipped the timer,
+// and an observation failing fast spun the loop, one after another at the same instant), is carried over
+// a continue-as-new, and starts once an observation succeeds.
+func TestADrainQueuedWhileObservationsFailWaitsForTheTicks(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(workflows.Autoscaler, workflow.RegisterOptions{Name: workflows.AutoscalerWorkflowName})
+	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.ScaleInInput) (workflows.ScaleResult, error) {
+		return workflows.ScaleResult{}, nil
+	}, workflow.RegisterOptions{Name: workflows.ScaleInWorkflowName})
+	env.RegisterActivity(&activities.Observer{})
+	failFrom, failUntil := env.Now().Add(16*time.Second), env.Now().Add(100*time.Second)
+	observations := 0
+	var o *activities.Observer
+	env.OnActivity(o.Observe, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, _ activities.ObserveInput) (policy.Observation, error) {
+			observations++
+			if now := env.Now(); now.After(failFrom) && now.Before(failUntil) {
+				return policy.Observation{}, temporal.NewNonRetryableApplicationError("deployment models/llm not found", activities.ErrNotFound, nil)
+			}
+			return steady(env.Now()), nil
+		})
+	var accepted bool
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(workflows.UpdateDrainNode, "drain", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("drain rejected: %v", err) }, OnAccept: func() { accepted = true }, OnComplete: func(any, error) {}},
+			workflows.DrainNodeRequest{Node: "node-a", Reason: "maintenance"})
+	}, 20*time.Second)
+	var queued workflows.Status
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(workflows.QueryStatus)
+		if err == nil {
+			err = v.Get(&queued)
+		}
+		if err != nil {
+			t.Error(err)
+		}
+		env.SetContinueAsNewSuggested(true)
+	}, 60*time.Second)
+	env.ExecuteWorkflow(workflows.AutoscalerWorkflowName, workflows.AutoscalerInput{Spec: testSpec()})
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("workflow ended with %v, want continue-as-new (with the drain queued)", err)
+	}
+	if !accepted || len(queued.PendingDrains) != 1 {
+		t.Fatalf("drain accepted %v, queued %v", accepted, queued.PendingDrains)
+	}
+	// One observation a tick (15 s) over the minute and the continue-as-new's tick, not hundreds.
+	if observations > 6 {
+		t.Fatalf("%d observations in about a minute of 15 s ticks", observations)
+	}
+	var next workflows.AutoscalerInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if next.Carried == nil || len(next.Carried.Drains) != 1 || next.Carried.Drains[0].Node != "node-a" {
+		t.Fatalf("carried over: %+v", next.Carried)
+	}
+}
