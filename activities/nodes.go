@@ -60,9 +60,12 @@ func (n *Nodes) WaitNodesReady(ctx context.Context, in WaitNodesInput) (WaitNode
 		}
 		var res WaitNodesResult
 		for _, gn := range nodes {
-			if gn.serving() {
+			switch {
+			case gn.serving():
 				res.Serving = append(res.Serving, gn.ref())
-			} else if gn.node == nil || !gn.node.Spec.Unschedulable {
+			case gn.node != nil && gn.node.CreationTimestamp.Time.Before(in.Since):
+				res.Unserving = append(res.Unserving, gn.ref())
+			case gn.node == nil || !gn.node.Spec.Unschedulable:
 				res.NotReady = append(res.NotReady, gn.ref())
 			}
 		}
@@ -80,21 +83,29 @@ func (n *Nodes) WaitNodesReady(ctx context.Context, in WaitNodesInput) (WaitNode
 					failed.Start.UTC().Format(time.TimeOnly), failed.Message, len(res.Serving), in.Want), typ, nil, res)
 		}
 		if time.Now().After(in.Deadline) {
-			ids := make([]string, len(res.NotReady))
-			for i, r := range res.NotReady {
-				ids[i] = r.InstanceID
-				if r.Name != "" {
-					ids[i] += " (" + r.Name + ")"
-				}
+			msg := fmt.Sprintf("node group %s: %d of %d nodes Ready with GPUs allocatable at the deadline; not ready: %s",
+				in.Group.Group, len(res.Serving), in.Want, nodeList(res.NotReady))
+			if len(res.Unserving) > 0 {
+				msg += "; not serving, from before the scale-out: " + nodeList(res.Unserving)
 			}
-			return res, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("node group %s: %d of %d nodes Ready with GPUs allocatable at the deadline; not ready: %s",
-					in.Group.Group, len(res.Serving), in.Want, strings.Join(ids, ", ")), ErrNodesNotReady, nil, res)
+			return res, temporal.NewNonRetryableApplicationError(msg, ErrNodesNotReady, nil, res)
 		}
 		if err := sleep(ctx, n.poll()); err != nil {
 			return res, err
 		}
 	}
+}
+
+// nodeList names instances, with their Node's name where they have one.
+func nodeList(refs []NodeRef) string {
+	ids := make([]string, len(refs))
+	for i, r := range refs {
+		ids[i] = r.InstanceID
+		if r.Name != "" {
+			ids[i] += " (" + r.Name + ")"
+		}
+	}
+	return strings.Join(ids, ", ")
 }
 
 // TerminateNode removes the instance from its group (lowering the group's size) and deletes its Node. An

@@ -78,8 +78,13 @@ type WaitNodesInput struct {
 // WaitNodesResult lists the group's nodes when the wait ended.
 type WaitNodesResult struct {
 	Serving []NodeRef `json:"serving"`
-	// NotReady are instances that are not serving yet (including those without a Node).
+	// NotReady are instances that are not serving yet (including those without a Node): the ones asked for,
+	// which a failed scale-out removes again.
 	NotReady []NodeRef `json:"notReady,omitempty"`
+	// Unserving are nodes that joined before the nodes were asked for (WaitNodesInput.Since) and are not
+	// serving now (a kubelet that stopped reporting, GPUs gone from allocatable): not the scale-out's, and
+	// never removed by it, as they may be running the model's pods.
+	Unserving []NodeRef `json:"unserving,omitempty"`
 }
 
 // TerminateNodeInput removes one instance (and its Node) from a group.

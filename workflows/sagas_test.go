@@ -103,6 +103,40 @@ func TestScaleOutRemovesNodesThatNeverBecameReady(t *testing.T) {
 	env.AssertNotCalled(t, "ScaleDeployment", mock.Anything, mock.Anything)
 }
 
+// A node from before the scale-out that is not serving is never removed; an instance whose termination
+// fails stays in the group's size (set to what it holds, the group would pick an instance to terminate
+// itself, undrained), and the error names it.
+func TestScaleOutCompensationKeepsWhatItCouldNotRemoveInTheGroupsSize(t *testing.T) {
+	env := newEnv(t)
+	late := activities.WaitNodesResult{
+		Serving:   []activities.NodeRef{{Name: "n1", InstanceID: "i-1"}},
+		Unserving: []activities.NodeRef{{Name: "n2", InstanceID: "i-2"}},
+		NotReady:  []activities.NodeRef{{Name: "n3", InstanceID: "i-3"}, {InstanceID: "i-4"}},
+	}
+	env.OnActivity(nodes.SetGroupSize, mock.Anything, activities.SetGroupSizeInput{Group: model.Group, Size: 4}).Return(activities.SetGroupSizeResult{Previous: 2}, nil).Once()
+	env.OnActivity(nodes.WaitNodesReady, mock.Anything, mock.Anything).
+		Return(activities.WaitNodesResult{}, temporal.NewNonRetryableApplicationError("1 of 4 ready", activities.ErrNodesNotReady, nil, late))
+	var asked []string
+	env.OnActivity(nodes.TerminateNode, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.TerminateNodeInput) error {
+		asked = append(asked, in.Node.InstanceID)
+		if in.Node.InstanceID == "i-4" {
+			return temporal.NewNonRetryableApplicationError("UnauthorizedOperation: not allowed", "AccessDenied", nil)
+		}
+		return nil
+	})
+	// i-1 serves, i-2 is there (not the saga's), i-4 could not be removed: three instances.
+	env.OnActivity(nodes.SetGroupSize, mock.Anything, activities.SetGroupSizeInput{Group: model.Group, Size: 3}).Return(activities.SetGroupSizeResult{Previous: 4}, nil).Once()
+
+	env.ExecuteWorkflow(workflows.ScaleOutWorkflowName, scaleOutInput())
+	err := env.GetWorkflowError()
+	if err == nil || !strings.Contains(err.Error(), "removed again: i-3; could not remove: i-4") || !strings.Contains(err.Error(), "group set back to 3") {
+		t.Fatalf("error %v: want i-3 removed, i-4 named as not, and the group at 3", err)
+	}
+	if strings.Join(asked, ",") != "i-3,i-4" {
+		t.Fatalf("terminations asked for %v, want i-3 and i-4 (never i-2)", asked)
+	}
+}
+
 func TestScaleOutRetargetRequestsMoreNodesAtOnceAndRunsASecondWave(t *testing.T) {
 	env := newEnv(t)
 	var sizes, waits, scales []int32

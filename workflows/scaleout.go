@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -336,9 +337,16 @@ func (s *scaleOut) compensateNodes(ctx workflow.Context, err error, result *Scal
 	for i, n := range result.Removed {
 		ids[i] = n.InstanceID
 	}
-	// Launches that never happened still count in the group's size: bring it to what serves.
-	// (Versioned: runs that failed before this step existed replay without it.)
-	size := max(int32(len(late.Serving)), s.in.FromNodes)
+	var kept []string // instances whose termination failed: still there, still in the group
+	for _, n := range late.NotReady {
+		if !slices.Contains(result.Removed, n) {
+			kept = append(kept, n.InstanceID)
+		}
+	}
+	// Launches that never happened still count in the group's size: bring it to the instances there, so
+	// that the group has none to launch and none to pick for termination itself (it would pick without a
+	// drain, perhaps a serving node). (Versioned: runs that failed before this step existed replay without it.)
+	size := max(int32(len(late.Serving)+len(late.Unserving)+len(kept)), s.in.FromNodes)
 	restored := false
 	if workflow.GetVersion(ctx, "restore-group-size", workflow.DefaultVersion, 1) >= 1 {
 		restored = restore(ctx, fmt.Sprintf("set %s back to %d node(s)", m.Group.Group, size), nodesActs.SetGroupSize,
@@ -347,7 +355,10 @@ func (s *scaleOut) compensateNodes(ctx workflow.Context, err error, result *Scal
 	// A failed workflow returns no result: the error itself says what the compensation did.
 	msg := appErr.Message() + "; removed again: " + strings.Join(ids, ", ")
 	if len(ids) == 0 {
-		msg = appErr.Message() + "; no instance to remove"
+		msg = appErr.Message() + "; no instance removed"
+	}
+	if len(kept) > 0 {
+		msg += "; could not remove: " + strings.Join(kept, ", ") + " (see the saga's history)"
 	}
 	if restored {
 		msg += fmt.Sprintf("; group set back to %d", size)

@@ -1,0 +1,91 @@
+package activities_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/llmscaler/llmscaler/activities"
+	"github.com/llmscaler/llmscaler/internal/gpunode"
+	"github.com/llmscaler/llmscaler/nodegroup"
+)
+
+// fixedGroup is a node provider whose group is whatever the test says.
+type fixedGroup struct{ group nodegroup.Group }
+
+func (f *fixedGroup) Describe(context.Context, string) (nodegroup.Group, error) { return f.group, nil }
+func (f *fixedGroup) SetDesiredSize(context.Context, string, int32) error       { return nil }
+func (f *fixedGroup) TerminateInstance(context.Context, string, string) error   { return nil }
+
+// gpuNode is a Node of instance id, created at created, Ready with a GPU allocatable or not.
+func gpuNode(id string, created time.Time, serving bool) *corev1.Node {
+	status := corev1.ConditionFalse
+	gpus := resource.MustParse("0")
+	if serving {
+		status, gpus = corev1.ConditionTrue, resource.MustParse("1")
+	}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-" + id, CreationTimestamp: metav1.NewTime(created)},
+		Spec:       corev1.NodeSpec{ProviderID: gpunode.ProviderID("us-east-1a", id)},
+		Status: corev1.NodeStatus{
+			Conditions:  []corev1.NodeCondition{{Type: corev1.NodeReady, Status: status}},
+			Allocatable: corev1.ResourceList{gpunode.ResourceGPU: gpus},
+		},
+	}
+}
+
+func waitNodes(t *testing.T, group nodegroup.Group, in activities.WaitNodesInput, nodes ...runtime.Object) (activities.WaitNodesResult, error) {
+	t.Helper()
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	n := &activities.Nodes{Kube: fake.NewClientset(nodes...), Providers: activities.Providers{"test": &fixedGroup{group: group}}, Poll: 10 * time.Millisecond}
+	env.RegisterActivity(n)
+	in.Group = activities.NodeGroupRef{Provider: "test", Group: "gpu"}
+	v, err := env.ExecuteActivity(n.WaitNodesReady, in)
+	var res activities.WaitNodesResult
+	if err == nil {
+		err = v.Get(&res)
+	} else {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) {
+			_ = appErr.Details(&res)
+		}
+	}
+	return res, err
+}
+
+// A node that was serving before the scale-out asked for nodes and is not serving now (its kubelet stopped
+// reporting) is not the scale-out's: the wait does not list it among the nodes a failed scale-out removes
+// again (terminating it would cut off the requests its pods serve), and names it apart.
+func TestANodeFromBeforeTheScaleOutIsNeverItsToRemove(t *testing.T) {
+	asked := time.Now().Add(-time.Minute)
+	group := nodegroup.Group{Name: "gpu", Desired: 3, Instances: []nodegroup.Instance{{ID: "i-old"}, {ID: "i-new"}, {ID: "i-pending"}}}
+	res, err := waitNodes(t, group, activities.WaitNodesInput{Want: 3, Since: asked, Deadline: time.Now().Add(50 * time.Millisecond)},
+		gpuNode("i-old", asked.Add(-time.Hour), false), gpuNode("i-new", asked.Add(30*time.Second), false))
+	if err == nil || !strings.Contains(err.Error(), activities.ErrNodesNotReady) {
+		t.Fatalf("error %v, want the nodes not ready", err)
+	}
+	var notReady, unserving []string
+	for _, r := range res.NotReady {
+		notReady = append(notReady, r.InstanceID)
+	}
+	for _, r := range res.Unserving {
+		unserving = append(unserving, r.InstanceID)
+	}
+	if strings.Join(notReady, ",") != "i-new,i-pending" || strings.Join(unserving, ",") != "i-old" {
+		t.Fatalf("not ready %v, unserving %v: want the new and the pending instance, and the old node apart", notReady, unserving)
+	}
+	if !strings.Contains(err.Error(), "not serving, from before the scale-out: i-old (node-i-old)") {
+		t.Fatalf("error %v does not name the old node apart", err)
+	}
+}
