@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	enumspb "go.temporal.io/api/enums/v1"
 	"slices"
 	"strings"
 	"sync"
@@ -134,6 +135,30 @@ func TestScaleOutCompensationKeepsWhatItCouldNotRemoveInTheGroupsSize(t *testing
 	}
 	if strings.Join(asked, ",") != "i-3,i-4" {
 		t.Fatalf("terminations asked for %v, want i-3 and i-4 (never i-2)", asked)
+	}
+}
+
+// A node wait whose attempts ran out of time (an API that kept failing, so it never reached its own
+// deadline's verdict) is compensated from its last heartbeat: the instances it saw not serving go again.
+func TestScaleOutCompensatesANodeWaitThatRanOutOfTime(t *testing.T) {
+	env := newEnv(t)
+	late := activities.WaitNodesResult{NotReady: []activities.NodeRef{{Name: "n3", InstanceID: "i-3"}}}
+	env.OnActivity(nodes.SetGroupSize, mock.Anything, mock.Anything).Return(activities.SetGroupSizeResult{Previous: 2}, nil)
+	env.OnActivity(nodes.WaitNodesReady, mock.Anything, mock.Anything).
+		Return(activities.WaitNodesResult{}, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE, nil, late))
+	var removed []string
+	env.OnActivity(nodes.TerminateNode, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		removed = append(removed, args.Get(1).(activities.TerminateNodeInput).Node.InstanceID)
+	}).Return(nil).Once()
+
+	env.ExecuteWorkflow(workflows.ScaleOutWorkflowName, scaleOutInput())
+	err := env.GetWorkflowError()
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != activities.ErrNodesNotReady || !strings.Contains(err.Error(), "the wait for the nodes gave up") {
+		t.Fatalf("error %v, want %s saying the wait gave up", err, activities.ErrNodesNotReady)
+	}
+	if strings.Join(removed, ",") != "i-3" {
+		t.Fatalf("removed %v, want i-3", removed)
 	}
 }
 

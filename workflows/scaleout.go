@@ -38,11 +38,15 @@ func quick(ctx workflow.Context, summary string) workflow.Context {
 }
 
 // waiting is the options of a heartbeating wait with its own deadline: a lost worker is noticed within the
-// heartbeat timeout and the wait resumes on another attempt, up to the deadline.
+// heartbeat timeout and the wait resumes on another attempt, up to the deadline. The wait fails with its
+// own typed error at the deadline; an error that keeps it from reading anything (a permission taken away,
+// an API down) would retry it for ever, holding the saga and the autoscaler's continue-as-new: all attempts
+// together end a little after the deadline (waitOverrun), with a timeout that carries the last heartbeat.
 func waiting(ctx workflow.Context, summary string, deadline time.Duration) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: deadline + time.Minute,
-		HeartbeatTimeout:    15 * time.Second,
+		StartToCloseTimeout:    deadline + time.Minute,
+		ScheduleToCloseTimeout: deadline + waitOverrun,
+		HeartbeatTimeout:       15 * time.Second,
 		// A cancelled saga waits until the wait has stopped before it compensates: a drain still running
 		// could otherwise lower the Deployment after the compensation restored it.
 		WaitForCancellation: true,
@@ -54,6 +58,10 @@ func waiting(ctx workflow.Context, summary string, deadline time.Duration) workf
 		},
 	})
 }
+
+// waitOverrun is how long past its deadline a wait's attempts may go on, together: time for the attempt
+// under way at the deadline to see it and fail with the wait's own error.
+const waitOverrun = 2 * time.Minute
 
 // ScaleOut is the scale-out saga: request the node count from the node group (an absolute size), wait until
 // the nodes are Ready with GPUs allocatable, scale the Deployment, wait until the new pods are Ready, and
@@ -165,12 +173,14 @@ func (s *scaleOut) overlappingWaves(ctx workflow.Context, result *ScaleResult) e
 	return cmp.Or(failed, serveFailed)
 }
 
-// givePodsBack answers pods that never became Ready (err ErrPodsNotReady) by setting the Deployment back to
+// givePodsBack answers pods that never became Ready (err ErrPodsNotReady, or a wait whose attempts ran out
+// of time) by setting the Deployment back to
 // what served (its count before the saga, or the largest wave that went on to serve): replicas that cannot
 // start only hold GPUs and confuse the next evaluation, and pods that serve stay. It returns err (nil:
 // nothing to do).
 func (s *scaleOut) givePodsBack(ctx workflow.Context, err error, served ScaleResult) error {
-	if isType(err, activities.ErrPodsNotReady) {
+	var timeout *temporal.TimeoutError
+	if isType(err, activities.ErrPodsNotReady) || errors.As(err, &timeout) {
 		m := s.in.Model
 		back := max(s.in.FromReplicas, served.Replicas)
 		restore(ctx, fmt.Sprintf("scale %s back to %d replicas (pods not Ready)", m.Deployment.Name, back),
@@ -325,13 +335,23 @@ func (s *scaleOut) drainSignals(ctx workflow.Context) {
 // compensateNodes undoes a node wait that failed (nodes not ready, launches failed): terminate the
 // instances that did not become ready, set the group back to what serves, and fail with what was done.
 func (s *scaleOut) compensateNodes(ctx workflow.Context, err error, result *ScaleResult) error {
+	var late activities.WaitNodesResult
 	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) || (appErr.Type() != activities.ErrNodesNotReady && appErr.Type() != activities.ErrCapacityUnavailable && appErr.Type() != activities.ErrLaunchFailed) {
+	var timeout *temporal.TimeoutError
+	typ, what := "", err.Error()
+	switch {
+	case errors.As(err, &appErr) && (appErr.Type() == activities.ErrNodesNotReady || appErr.Type() == activities.ErrCapacityUnavailable || appErr.Type() == activities.ErrLaunchFailed):
+		typ, what = appErr.Type(), appErr.Message()
+		_ = appErr.Details(&late)
+	case errors.As(err, &timeout) && timeout.HasLastHeartbeatDetails():
+		// The wait's attempts ran out of time without reaching its deadline's verdict (an API kept failing):
+		// its last heartbeat says which instances it saw not serving.
+		typ, what = activities.ErrNodesNotReady, "the wait for the nodes gave up: "+errorText(err)
+		_ = timeout.LastHeartbeatDetails(&late)
+	default:
 		return err
 	}
 	m := s.in.Model
-	var late activities.WaitNodesResult
-	_ = appErr.Details(&late)
 	result.Removed = removeNodes(ctx, m.Group, late.NotReady, "not Ready with GPUs allocatable when the scale-out gave up")
 	ids := make([]string, len(result.Removed))
 	for i, n := range result.Removed {
@@ -353,9 +373,9 @@ func (s *scaleOut) compensateNodes(ctx workflow.Context, err error, result *Scal
 			activities.SetGroupSizeInput{Group: m.Group, Size: size})
 	}
 	// A failed workflow returns no result: the error itself says what the compensation did.
-	msg := appErr.Message() + "; removed again: " + strings.Join(ids, ", ")
+	msg := what + "; removed again: " + strings.Join(ids, ", ")
 	if len(ids) == 0 {
-		msg = appErr.Message() + "; no instance removed"
+		msg = what + "; no instance removed"
 	}
 	if len(kept) > 0 {
 		msg += "; could not remove: " + strings.Join(kept, ", ") + " (see the saga's history)"
@@ -363,7 +383,7 @@ func (s *scaleOut) compensateNodes(ctx workflow.Context, err error, result *Scal
 	if restored {
 		msg += fmt.Sprintf("; group set back to %d", size)
 	}
-	return temporal.NewNonRetryableApplicationError(msg, appErr.Type(), err, *result)
+	return temporal.NewNonRetryableApplicationError(msg, typ, err, *result)
 }
 
 func lbName(lb LoadBalancerRef) string {
