@@ -261,6 +261,40 @@ func TestScaleInCancelledMidDrainRestoresTheNode(t *testing.T) {
 	env.AssertNotCalled(t, "TerminateNode", mock.Anything, mock.Anything)
 }
 
+// A scale-in of pods only (no node to remove), cancelled while the pods leave the load balancer (a target
+// group's deregistration delay), puts them back in: they stay, Ready, and would serve nothing.
+func TestScaleInOfPodsCancelledPutsThemBackInTheLoadBalancer(t *testing.T) {
+	env := newEnv(t)
+	in := scaleInInput()
+	in.Victims, in.VictimPods = nil, []string{"p1", "p2"}
+	in.FromReplicas, in.TargetReplicas = 4, 2
+	env.OnActivity(cluster.PodTargets, mock.Anything, mock.Anything).Return(targetsOn)
+	env.OnActivity(traf.DeregisterTargets, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, _ activities.TrafficInput) error {
+			go env.CancelWorkflow() // load returns during the deregistration delay
+			for ctx.Err() == nil {
+				activity.RecordHeartbeat(ctx)
+				time.Sleep(20 * time.Millisecond)
+			}
+			return ctx.Err()
+		})
+	var registered []string
+	env.OnActivity(traf.RegisterTargets, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		for _, t := range args.Get(1).(activities.TrafficInput).Targets {
+			registered = append(registered, t.Pod)
+		}
+	}).Return(nil).Once()
+
+	env.ExecuteWorkflow(workflows.ScaleInWorkflowName, in)
+	if err := env.GetWorkflowError(); !temporal.IsCanceledError(err) {
+		t.Fatalf("error %v, want cancelled", err)
+	}
+	if strings.Join(registered, ",") != "p1,p2" {
+		t.Fatalf("registered again %v, want p1 and p2", registered)
+	}
+	env.AssertNotCalled(t, "ScaleDeployment", mock.Anything, mock.Anything)
+}
+
 func twoVictims() workflows.ScaleInInput {
 	in := scaleInInput()
 	in.FromReplicas, in.TargetReplicas = 4, 2

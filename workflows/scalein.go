@@ -42,6 +42,17 @@ func ScaleIn(ctx workflow.Context, in ScaleInInput) (ScaleResult, error) {
 	}
 
 	if in.TargetReplicas < replicas {
+		// Runs before this left the victim pods out of the load balancer when the step failed or was
+		// cancelled (load returned while a target group's deregistration delay ran): Ready, counted as
+		// capacity, and serving nothing until a scale-out registered every pod again.
+		putBack := workflow.GetVersion(ctx, "scale-in-pods-back-in-service", workflow.DefaultVersion, 1) >= 1
+		var deregistered []traffic.Target
+		undo := func(err error) (ScaleResult, error) {
+			if putBack {
+				registerAgain(ctx, m, deregistered, "pods kept")
+			}
+			return result, err
+		}
 		if lbOn && len(in.VictimPods) > 0 {
 			var targets []traffic.Target
 			if err := workflow.ExecuteActivity(quick(ctx, "list the load balancer targets of "+strings.Join(in.VictimPods, ", ")), clusterActs.PodTargets,
@@ -49,16 +60,23 @@ func ScaleIn(ctx workflow.Context, in ScaleInInput) (ScaleResult, error) {
 				return result, err
 			}
 			if len(targets) > 0 {
+				deregistered = targets
 				if err := workflow.ExecuteActivity(waiting(ctx, fmt.Sprintf("take %d pod(s) out of the load balancer", len(targets)), in.DrainTimeout.D()),
 					trafficActs.DeregisterTargets, activities.TrafficInput{Mode: m.LoadBalancer.Mode, Config: m.LoadBalancer.Config, Targets: targets}).Get(ctx, nil); err != nil {
-					return result, err
+					return undo(err)
 				}
 			}
 		}
 		summary := fmt.Sprintf("scale %s to %d replicas (%d -> %d), removing %s first", m.Deployment.Name, in.TargetReplicas, replicas, in.TargetReplicas, strings.Join(in.VictimPods, ", "))
-		if err := workflow.ExecuteActivity(quick(ctx, summary), clusterActs.ScaleDeployment,
+		sctx := quick(ctx, summary)
+		if putBack {
+			// Cancelled, the saga waits for the scale to stop or land before it answers, so that it never
+			// scales the Deployment down after saying it was cancelled.
+			sctx = workflow.WithWaitForCancellation(sctx, true)
+		}
+		if err := workflow.ExecuteActivity(sctx, clusterActs.ScaleDeployment,
 			activities.ScaleDeploymentInput{Deployment: m.Deployment, Replicas: in.TargetReplicas, DeletionCandidates: in.VictimPods}).Get(ctx, nil); err != nil {
-			return result, err
+			return undo(err)
 		}
 		result.Replicas = in.TargetReplicas
 	}
@@ -240,6 +258,12 @@ func restoreNode(ctx workflow.Context, m ModelRef, node string, replicas int32, 
 	restore(ctx, "uncordon "+node+" (restoring it to service)", clusterActs.Cordon, activities.CordonInput{Node: node, Unschedule: false})
 	restore(ctx, fmt.Sprintf("scale %s back to %d replicas", m.Deployment.Name, replicas), clusterActs.ScaleDeployment,
 		activities.ScaleDeploymentInput{Deployment: m.Deployment, Replicas: replicas})
+	registerAgain(ctx, m, deregistered, "on "+node)
+}
+
+// registerAgain puts the pods of deregistered targets that are still there back into the load balancer, in a
+// context a cancelled saga cannot stop; where says which pods, for the step's summary.
+func registerAgain(ctx workflow.Context, m ModelRef, deregistered []traffic.Target, where string) {
 	if len(deregistered) == 0 {
 		return
 	}
@@ -249,11 +273,11 @@ func restoreNode(ctx workflow.Context, m ModelRef, node string, replicas int32, 
 		pods[i] = t.Pod
 	}
 	var still []traffic.Target
-	if err := workflow.ExecuteActivity(quick(dctx, "list the pods on "+node+" still there"), clusterActs.PodTargets,
+	if err := workflow.ExecuteActivity(quick(dctx, "list the pods "+where+" still there"), clusterActs.PodTargets,
 		activities.PodTargetsInput{Deployment: m.Deployment, Pods: pods}).Get(dctx, &still); err != nil || len(still) == 0 {
 		return
 	}
-	restore(ctx, fmt.Sprintf("register %d target(s) on %s again", len(still), node), trafficActs.RegisterTargets,
+	restore(ctx, fmt.Sprintf("register %d target(s) %s again", len(still), where), trafficActs.RegisterTargets,
 		activities.TrafficInput{Mode: m.LoadBalancer.Mode, Config: m.LoadBalancer.Config, Targets: still})
 }
 
