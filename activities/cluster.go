@@ -109,9 +109,17 @@ func (c *Cluster) WaitPodsReady(ctx context.Context, in WaitPodsInput) (WaitPods
 
 // PodTargets returns the Deployment's Ready pods, by name or on a node, as load balancer targets.
 func (c *Cluster) PodTargets(ctx context.Context, in PodTargetsInput) ([]traffic.Target, error) {
+	staying := map[string]bool{} // nodes running a pod that is not selected and not on its way out
 	targets, _, err := c.podTargets(ctx, in.Deployment, func(p *corev1.Pod) bool {
-		return (in.Node == "" || p.Spec.NodeName == in.Node) && (len(in.Pods) == 0 || slices.Contains(in.Pods, p.Name))
+		selected := (in.Node == "" || p.Spec.NodeName == in.Node) && (len(in.Pods) == 0 || slices.Contains(in.Pods, p.Name))
+		if !selected && p.DeletionTimestamp == nil && p.Spec.NodeName != "" {
+			staying[p.Spec.NodeName] = true
+		}
+		return selected
 	})
+	if in.SharedNodesStay {
+		targets = slices.DeleteFunc(targets, func(t traffic.Target) bool { return staying[t.Node] })
+	}
 	return targets, err
 }
 
@@ -138,8 +146,13 @@ func (c *Cluster) podTargets(ctx context.Context, ref DeploymentRef, keep func(*
 			continue
 		}
 		if _, ok := instances[p.Spec.NodeName]; !ok && p.Spec.NodeName != "" {
-			if n, err := c.Kube.CoreV1().Nodes().Get(ctx, p.Spec.NodeName, metav1.GetOptions{}); err == nil {
+			n, err := c.Kube.CoreV1().Nodes().Get(ctx, p.Spec.NodeName, metav1.GetOptions{})
+			switch {
+			case err == nil:
 				_, instances[p.Spec.NodeName], _ = gpunode.ParseProviderID(n.Spec.ProviderID)
+			case !apierrors.IsNotFound(err):
+				// Retried: without its node's instance, a target group in instance mode refuses the pod for good.
+				return nil, nil, fmt.Errorf("reading node %s of pod %s/%s: %w", p.Spec.NodeName, p.Namespace, p.Name, err)
 			}
 		}
 		targets = append(targets, traffic.Target{Pod: p.Name, IP: p.Status.PodIP, Port: firstPort(p), Node: p.Spec.NodeName, InstanceID: instances[p.Spec.NodeName]})

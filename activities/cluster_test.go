@@ -23,6 +23,7 @@ import (
 	ktesting "k8s.io/client-go/testing"
 
 	"github.com/llmscaler/llmscaler/activities"
+	"github.com/llmscaler/llmscaler/traffic"
 )
 
 // scaleServer answers the Deployment models/llm's scale subresource from the Deployment itself (the fake
@@ -275,5 +276,80 @@ func TestADrainThatCannotListThePodsIsRetried(t *testing.T) {
 	var appErr *temporal.ApplicationError
 	if err == nil || !strings.Contains(err.Error(), "listing the pods of node n1") || (errors.As(err, &appErr) && appErr.NonRetryable()) {
 		t.Fatalf("error %v, want a retryable error naming the listing", err)
+	}
+}
+
+// readyPodOn is a Ready pod of the Deployment on node.
+func readyPodOn(name, node string) *corev1.Pod {
+	p := modelPod(name)
+	p.Spec.NodeName = node
+	p.Status.PodIP = "10.0.0." + name[1:]
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	return p
+}
+
+func podTargets(t *testing.T, kube *fake.Clientset, in activities.PodTargetsInput) ([]string, error) {
+	t.Helper()
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	c := &activities.Cluster{Kube: kube}
+	env.RegisterActivity(c)
+	in.Deployment = activities.DeploymentRef{Namespace: "models", Name: "llm"}
+	v, err := env.ExecuteActivity(c.PodTargets, in)
+	if err != nil {
+		return nil, err
+	}
+	var targets []traffic.Target
+	if err := v.Get(&targets); err != nil {
+		t.Fatal(err)
+	}
+	var pods []string
+	for _, tg := range targets {
+		pods = append(pods, tg.Pod+"@"+tg.Node+"/"+tg.InstanceID)
+	}
+	return pods, nil
+}
+
+func podFixture(pods ...*corev1.Pod) *fake.Clientset {
+	replicas := int32(3)
+	objs := []runtime.Object{&appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "llm", Namespace: "models"},
+		Spec:       appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "llm"}}},
+	}}
+	for _, n := range []string{"n1", "n2"} {
+		objs = append(objs, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}, Spec: corev1.NodeSpec{ProviderID: "aws:///us-east-1a/i-" + n}})
+	}
+	for _, p := range pods {
+		objs = append(objs, p)
+	}
+	return fake.NewClientset(objs...)
+}
+
+// In instance mode a target is a whole node: a pod removed from a node where another pod stays is left in
+// the load balancer (taking its node out would take the other pod out too, for good); one alone on its
+// node goes out with it.
+func TestPodTargetsLeaveOutANodeThatKeepsAPodWhenTargetsAreNodes(t *testing.T) {
+	kube := podFixture(readyPodOn("p1", "n1"), readyPodOn("p2", "n1"), readyPodOn("p3", "n2"))
+	got, err := podTargets(t, kube, activities.PodTargetsInput{Pods: []string{"p1", "p3"}, SharedNodesStay: true})
+	if err != nil || strings.Join(got, ",") != "p3@n2/i-n2" {
+		t.Fatalf("instance mode: targets %v (%v), want p3 on n2 only", got, err)
+	}
+	got, err = podTargets(t, kube, activities.PodTargetsInput{Pods: []string{"p1", "p3"}})
+	if err != nil || strings.Join(got, ",") != "p1@n1/i-n1,p3@n2/i-n2" {
+		t.Fatalf("ip mode: targets %v (%v), want p1 and p3", got, err)
+	}
+}
+
+// A node that cannot be read for a moment fails the listing, retried: a target without its instance is
+// refused for good by a target group in instance mode.
+func TestPodTargetsRetryANodeThatCannotBeRead(t *testing.T) {
+	kube := podFixture(readyPodOn("p1", "n1"))
+	kube.PrependReactor("get", "nodes", func(ktesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewServiceUnavailable("etcd leader changed")
+	})
+	_, err := podTargets(t, kube, activities.PodTargetsInput{Pods: []string{"p1"}})
+	var appErr *temporal.ApplicationError
+	if err == nil || !strings.Contains(err.Error(), "reading node n1 of pod models/p1") || (errors.As(err, &appErr) && appErr.NonRetryable()) {
+		t.Fatalf("error %v, want a retryable error naming the node", err)
 	}
 }

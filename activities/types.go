@@ -163,4 +163,8 @@ type PodTargetsInput struct {
 	Pods       []string      `json:"pods,omitempty"`
 	// Node selects the Deployment's pods on that node instead of by name.
 	Node string `json:"node,omitempty"`
+	// SharedNodesStay is for targets that are whole nodes (a target group in instance mode): a selected pod
+	// on a node where a pod of the Deployment that is not selected stays is left out, as taking its node
+	// out of the load balancer would take that pod out too, for good.
+	SharedNodesStay bool `json:"sharedNodesStay,omitempty"`
 }

@@ -56,7 +56,7 @@ func ScaleIn(ctx workflow.Context, in ScaleInInput) (ScaleResult, error) {
 		if lbOn && len(in.VictimPods) > 0 {
 			var targets []traffic.Target
 			if err := workflow.ExecuteActivity(quick(ctx, "list the load balancer targets of "+strings.Join(in.VictimPods, ", ")), clusterActs.PodTargets,
-				activities.PodTargetsInput{Deployment: m.Deployment, Pods: in.VictimPods}).Get(ctx, &targets); err != nil {
+				activities.PodTargetsInput{Deployment: m.Deployment, Pods: in.VictimPods, SharedNodesStay: m.LoadBalancer.Config.TargetType == "instance"}).Get(ctx, &targets); err != nil {
 				return result, err
 			}
 			if len(targets) > 0 {
