@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,14 +74,14 @@ func (n *Nodes) WaitNodesReady(ctx context.Context, in WaitNodesInput) (WaitNode
 		if int32(len(res.Serving)) >= in.Want {
 			return res, nil
 		}
-		if failed, ok := failedLaunch(group, in.Since); ok {
+		if failed, n, ok := failedLaunch(group, in.Since, time.Now()); ok {
 			typ, code := ErrLaunchFailed, "LaunchFailed"
 			if cloudapi.IsCapacityMessage(failed.Message) {
 				typ, code = ErrCapacityUnavailable, "InsufficientInstanceCapacity"
 			}
 			return res, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("node group %s: %s: scaling activity %s failed at %s: %s (%d of %d nodes serving)", in.Group.Group, code, failed.ID,
-					failed.Start.UTC().Format(time.TimeOnly), failed.Message, len(res.Serving), in.Want), typ, nil, res)
+				fmt.Sprintf("node group %s: %s: %d launch(es) failed in a row over %s or more, the last (scaling activity %s) at %s: %s (%d of %d nodes serving)",
+					in.Group.Group, code, n, launchRetryGrace, failed.ID, failed.Start.UTC().Format(time.TimeOnly), failed.Message, len(res.Serving), in.Want), typ, nil, res)
 		}
 		if time.Now().After(in.Deadline) {
 			msg := fmt.Sprintf("node group %s: %d of %d nodes Ready with GPUs allocatable at the deadline; not ready: %s",
@@ -163,12 +164,33 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// failedLaunch returns the group's first launch that failed since the nodes were asked for, if any.
-func failedLaunch(g nodegroup.Group, since time.Time) (nodegroup.Activity, bool) {
+// launchRetryGrace is how long launches may go on failing, none started since the first of them failed,
+// before a node wait gives up. A group retries a launch that failed (for capacity, in another zone: on AWS
+// within seconds), and ending the wait at the first failure set the group back, stopping a scale-out the
+// group was about to satisfy.
+const launchRetryGrace = 30 * time.Second
+
+// failedLaunch returns the last of the launches that have failed in a row since the last one that did not
+// (among those since the nodes were asked for) and how many, once the first of them is launchRetryGrace old.
+func failedLaunch(g nodegroup.Group, since, now time.Time) (nodegroup.Activity, int, bool) {
+	var launches []nodegroup.Activity
 	for _, a := range g.Activities {
-		if a.Status == "Failed" && !a.Start.Before(since) && strings.Contains(a.Description, "Launching") {
-			return a, true
+		if !a.Start.Before(since) && strings.Contains(a.Description, "Launching") {
+			launches = append(launches, a)
 		}
 	}
-	return nodegroup.Activity{}, false
+	slices.SortStableFunc(launches, func(a, b nodegroup.Activity) int { return a.Start.Compare(b.Start) })
+	first := -1 // the first of the failures in a row, up to the newest launch
+	for i, a := range launches {
+		switch {
+		case a.Status != "Failed":
+			first = -1
+		case first < 0:
+			first = i
+		}
+	}
+	if first < 0 || now.Sub(launches[first].Start) < launchRetryGrace {
+		return nodegroup.Activity{}, 0, false
+	}
+	return launches[len(launches)-1], len(launches) - first, true
 }

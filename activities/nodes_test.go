@@ -89,3 +89,35 @@ func TestANodeFromBeforeTheScaleOutIsNeverItsToRemove(t *testing.T) {
 		t.Fatalf("error %v does not name the old node apart", err)
 	}
 }
+
+// A failed launch the group then retries (in another zone) does not end the wait; launches that go on
+// failing, none started since the first, end it after launchRetryGrace with the last one's reason.
+func TestANodeWaitGivesUpOnLaunchesThatGoOnFailingNotOnOne(t *testing.T) {
+	asked := time.Now().Add(-2 * time.Minute)
+	capacity := "InsufficientInstanceCapacity: We currently do not have sufficient g5.2xlarge capacity in the Availability Zone you requested (us-east-1a)."
+	launch := func(id string, at time.Duration, status string) nodegroup.Activity {
+		return nodegroup.Activity{ID: id, Description: "Launching a new EC2 instance", Status: status, Message: capacity, Start: asked.Add(at)}
+	}
+	in := activities.WaitNodesInput{Want: 1, Since: asked, Deadline: time.Now().Add(50 * time.Millisecond)}
+
+	// Failed at once, then launched elsewhere: the wait goes on to its deadline (the node is not ready yet).
+	retried := nodegroup.Group{Name: "gpu", Desired: 1, Instances: []nodegroup.Instance{{ID: "i-b"}},
+		Activities: []nodegroup.Activity{launch("b", 10*time.Second, "InProgress"), launch("a", 5*time.Second, "Failed")}}
+	if _, err := waitNodes(t, retried, in); err == nil || !strings.Contains(err.Error(), activities.ErrNodesNotReady) {
+		t.Fatalf("a launch retried elsewhere: error %v, want the wait to run to its deadline", err)
+	}
+	// Failing in a row for a minute and a half since the last launch that did not: capacity unavailable.
+	failing := nodegroup.Group{Name: "gpu", Desired: 1, Activities: []nodegroup.Activity{
+		launch("d", 100*time.Second, "Failed"), launch("c", 30*time.Second, "Failed"), launch("b", 20*time.Second, "Successful"), launch("a", 5*time.Second, "Failed")}}
+	_, err := waitNodes(t, failing, activities.WaitNodesInput{Want: 2, Since: asked, Deadline: time.Now().Add(time.Minute)})
+	if err == nil || !strings.Contains(err.Error(), activities.ErrCapacityUnavailable) || !strings.Contains(err.Error(), "2 launch(es) failed in a row") ||
+		!strings.Contains(err.Error(), "scaling activity d") {
+		t.Fatalf("launches failing in a row: error %v, want capacity unavailable naming the last of two", err)
+	}
+	// Failing for less than the grace: still waiting.
+	recent := nodegroup.Group{Name: "gpu", Desired: 1, Activities: []nodegroup.Activity{{ID: "a", Description: "Launching a new EC2 instance",
+		Status: "Failed", Message: capacity, Start: time.Now().Add(-5 * time.Second)}}}
+	if _, err := waitNodes(t, recent, in); err == nil || !strings.Contains(err.Error(), activities.ErrNodesNotReady) {
+		t.Fatalf("a failure 5 s old: error %v, want the wait to run to its deadline", err)
+	}
+}

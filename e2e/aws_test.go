@@ -211,7 +211,7 @@ func TestAWSCapacityErrorStopsAndCompensatesTheScaleOut(t *testing.T) {
 	e.setLoad(15)
 	e.startWorker()
 	e.start()
-	e.waitFor("the scale-out to fail", time.Minute, func() bool {
+	e.waitFor("the scale-out to fail", 2*time.Minute, func() bool {
 		a := lastAction(e.status())
 		return a != nil && a.Kind == policy.ScaleOut && a.Result != "running"
 	})
