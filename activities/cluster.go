@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -174,7 +175,7 @@ func firstPort(p *corev1.Pod) int32 {
 func (c *Cluster) drainHelper(ctx context.Context, grace time.Duration) *drain.Helper {
 	seconds := -1 // the pod's own terminationGracePeriodSeconds
 	if grace > 0 {
-		seconds = int(grace.Seconds())
+		seconds = int(math.Ceil(grace.Seconds())) // a grace under a second is a second, not 0 (a kill at once)
 	}
 	return &drain.Helper{
 		Ctx: ctx, Client: c.Kube,
@@ -226,6 +227,12 @@ func (c *Cluster) DrainNode(ctx context.Context, in DrainInput) (DrainResult, er
 	var progress drainProgress
 	if activity.HasHeartbeatDetails(ctx) {
 		_ = activity.GetHeartbeatDetails(ctx, &progress)
+	}
+	if time.Now().After(in.Deadline) {
+		// An attempt that starts past the deadline evicts nothing: the saga restores the node on this error,
+		// and pods evicted now would only be started again elsewhere.
+		return DrainResult{Evicted: progress.Evicted}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("node %s: the drain's deadline %s passed before this attempt began", in.Node, in.Deadline.UTC().Format(time.TimeOnly)), ErrDrainTimeout, nil)
 	}
 	_, selector, err := deploymentSelector(ctx, c.Kube, in.Deployment)
 	if err != nil {

@@ -185,7 +185,7 @@ func (f *drainFixture) drain(t *testing.T, resume any, onHeartbeat func(map[stri
 			onHeartbeat(last)
 		})
 	}
-	v, err := env.ExecuteActivity(c.DrainNode, drainInput(100*time.Millisecond))
+	v, err := env.ExecuteActivity(c.DrainNode, drainInput(500*time.Millisecond))
 	var r activities.DrainResult
 	if err == nil {
 		err = v.Get(&r)
@@ -351,5 +351,25 @@ func TestPodTargetsRetryANodeThatCannotBeRead(t *testing.T) {
 	var appErr *temporal.ApplicationError
 	if err == nil || !strings.Contains(err.Error(), "reading node n1 of pod models/p1") || (errors.As(err, &appErr) && appErr.NonRetryable()) {
 		t.Fatalf("error %v, want a retryable error naming the node", err)
+	}
+}
+
+// An attempt that begins past the drain's deadline (a retry after a lost worker) evicts nothing: the saga
+// restores the node on its error, and a pod evicted then would only start again elsewhere.
+func TestADrainAttemptPastTheDeadlineEvictsNothing(t *testing.T) {
+	f := newDrainFixture(t, modelPod("p1"))
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	c := &activities.Cluster{Kube: f.kube, Poll: 10 * time.Millisecond}
+	env.RegisterActivity(c)
+	_, err := env.ExecuteActivity(c.DrainNode, drainInput(-time.Second))
+	if err == nil || !strings.Contains(err.Error(), activities.ErrDrainTimeout) {
+		t.Fatalf("error %v, want the drain's deadline passed", err)
+	}
+	if _, err := f.kube.CoreV1().Pods("models").Get(context.Background(), "p1", metav1.GetOptions{}); err != nil {
+		t.Fatalf("p1 was evicted: %v", err)
+	}
+	if got := *f.scale.deployment().Spec.Replicas; got != 3 {
+		t.Fatalf("replicas %d, want 3 untouched", got)
 	}
 }
