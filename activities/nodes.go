@@ -64,7 +64,7 @@ func (n *Nodes) WaitNodesReady(ctx context.Context, in WaitNodesInput) (WaitNode
 			switch {
 			case gn.serving():
 				res.Serving = append(res.Serving, gn.ref())
-			case gn.node != nil && gn.node.CreationTimestamp.Time.Before(in.Since):
+			case gn.node != nil && gn.node.CreationTimestamp.Time.Before(in.Since.Add(-creationSlack)):
 				res.Unserving = append(res.Unserving, gn.ref())
 			case gn.node == nil || !gn.node.Spec.Unschedulable:
 				res.NotReady = append(res.NotReady, gn.ref())
@@ -96,6 +96,12 @@ func (n *Nodes) WaitNodesReady(ctx context.Context, in WaitNodesInput) (WaitNode
 		}
 	}
 }
+
+// creationSlack is how long before the nodes were asked for a Node may have been created and still count
+// as one of them: its creation time is the API server's clock, in whole seconds, and the request's is the
+// worker's (a node created 0.5 s after the request showed 0.4 s before it). A node from before the
+// scale-out is far older, and one created within the slack cannot be serving pods yet.
+const creationSlack = 10 * time.Second
 
 // nodeList names instances, with their Node's name where they have one.
 func nodeList(refs []NodeRef) string {

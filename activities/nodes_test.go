@@ -66,12 +66,14 @@ func waitNodes(t *testing.T, group nodegroup.Group, in activities.WaitNodesInput
 
 // A node that was serving before the scale-out asked for nodes and is not serving now (its kubelet stopped
 // reporting) is not the scale-out's: the wait does not list it among the nodes a failed scale-out removes
-// again (terminating it would cut off the requests its pods serve), and names it apart.
+// again (terminating it would cut off the requests its pods serve), and names it apart. A node created
+// for the scale-out may show a creation time a moment before the request (the API server's clock, in
+// whole seconds): it is still the scale-out's.
 func TestANodeFromBeforeTheScaleOutIsNeverItsToRemove(t *testing.T) {
 	asked := time.Now().Add(-time.Minute)
 	group := nodegroup.Group{Name: "gpu", Desired: 3, Instances: []nodegroup.Instance{{ID: "i-old"}, {ID: "i-new"}, {ID: "i-pending"}}}
 	res, err := waitNodes(t, group, activities.WaitNodesInput{Want: 3, Since: asked, Deadline: time.Now().Add(50 * time.Millisecond)},
-		gpuNode("i-old", asked.Add(-time.Hour), false), gpuNode("i-new", asked.Add(30*time.Second), false))
+		gpuNode("i-old", asked.Add(-time.Hour), false), gpuNode("i-new", asked.Truncate(time.Second).Add(-time.Second), false))
 	if err == nil || !strings.Contains(err.Error(), activities.ErrNodesNotReady) {
 		t.Fatalf("error %v, want the nodes not ready", err)
 	}

@@ -167,7 +167,9 @@ func TestStoppingTheAutoscalerLetsAScaleOutUnderWayFinish(t *testing.T) {
 	env.RegisterActivity(&activities.Observer{})
 	var o *activities.Observer
 	env.OnActivity(o.Observe, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, _ activities.ObserveInput) (policy.Observation, error) { return steady(env.Now()), nil })
+		func(_ context.Context, _ activities.ObserveInput) (policy.Observation, error) {
+			return steady(env.Now()), nil
+		})
 	env.RegisterDelayedCallback(env.CancelWorkflow, 40*time.Second)
 	env.ExecuteWorkflow(workflows.AutoscalerWorkflowName, workflows.AutoscalerInput{Spec: testSpec()})
 	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "canceled") {
