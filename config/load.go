@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
@@ -17,6 +18,8 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/llmscaler/llmscaler/policy"
 )
 
 // Problems is every problem found in a config, each with its field path.
@@ -63,6 +66,7 @@ func decode(v *viper.Viper, out any) error {
 		c.DecodeHook = mapstructure.ComposeDecodeHookFunc(
 			mapstructure.TextUnmarshallerHookFunc(),
 			quantityHook,
+			strictHook,
 		)
 	})
 	if err == nil {
@@ -70,15 +74,64 @@ func decode(v *viper.Viper, out any) error {
 	}
 	var p problems
 	for _, msg := range decodeMessages(err) {
-		path, text := splitDecodeMessage(msg)
-		if text == "unknown field" {
-			if s := suggestField(reflect.TypeOf(out), path); s != "" {
-				text += " (did you mean " + s + "?)"
+		if m := unusedKeys.FindStringSubmatch(msg); m != nil {
+			// Every unknown key, not the first: two typos in a section are two problems.
+			for _, key := range strings.Split(m[2], ", ") {
+				path := key
+				if m[1] != "" {
+					path = m[1] + "." + key
+				}
+				text := "unknown field"
+				if s := suggestField(reflect.TypeOf(out), path); s != "" {
+					text += " (did you mean " + s + "?)"
+				}
+				p.add(canonicalPath(reflect.TypeOf(out), path), "%s", text)
 			}
+			continue
 		}
+		path, text := splitDecodeMessage(msg)
 		p.add(canonicalPath(reflect.TypeOf(out), path), "%s", text)
 	}
 	return p.err()
+}
+
+var durationType = reflect.TypeFor[policy.Duration]()
+
+// strictHook refuses what viper's weakly typed decoding would turn into something else without a word: a
+// bare number for a duration (YAML's 120 would be 120 nanoseconds: write 120s), a fraction or a boolean for
+// a whole number (7.9 would be 7, true 1), a number that is not finite (.inf, .nan), and a single mapping
+// where a list belongs (it would be a list of one). Strings stay weakly typed: environment variables and
+// flags are strings.
+func strictHook(from, to reflect.Type, data any) (any, error) {
+	number := func(k reflect.Kind) bool {
+		return (k >= reflect.Int && k <= reflect.Uint64) || k == reflect.Float32 || k == reflect.Float64
+	}
+	if to == durationType && number(from.Kind()) {
+		return nil, fmt.Errorf("%v is a number without a unit: write a duration such as %vs or %vm", data, data, data)
+	}
+	switch k := to.Kind(); {
+	case k >= reflect.Int && k <= reflect.Uint64:
+		switch from.Kind() {
+		case reflect.Bool:
+			return nil, fmt.Errorf("%v is not a whole number", data)
+		case reflect.Float32, reflect.Float64:
+			if f := reflect.ValueOf(data).Float(); f != math.Trunc(f) || math.IsInf(f, 0) {
+				return nil, fmt.Errorf("%v is not a whole number", data)
+			}
+		}
+	case k == reflect.Float32 || k == reflect.Float64:
+		switch from.Kind() {
+		case reflect.Bool:
+			return nil, fmt.Errorf("%v is not a number", data)
+		case reflect.Float32, reflect.Float64:
+			if f := reflect.ValueOf(data).Float(); math.IsNaN(f) || math.IsInf(f, 0) {
+				return nil, fmt.Errorf("%v is not a finite number", data)
+			}
+		}
+	case k == reflect.Slice && from.Kind() == reflect.Map:
+		return nil, errors.New("a single mapping where a list belongs: write each item on a line starting with -")
+	}
+	return data, nil
 }
 
 // quantityHook reads Kubernetes quantities ("500m", "1Gi", "2") into float64 fields.
@@ -88,6 +141,9 @@ func quantityHook(from, to reflect.Type, data any) (any, error) {
 	}
 	s := strings.TrimSpace(data.(string))
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, fmt.Errorf("%q is not a finite number", s)
+		}
 		return f, nil
 	}
 	q, err := resource.ParseQuantity(s)
@@ -128,14 +184,6 @@ var (
 
 // splitDecodeMessage separates mapstructure's "'spec.maxreplicas' expected type ..." into path and text.
 func splitDecodeMessage(msg string) (string, string) {
-	if m := unusedKeys.FindStringSubmatch(msg); m != nil {
-		keys := strings.Split(m[2], ", ")
-		path := m[1]
-		if path != "" {
-			path += "."
-		}
-		return path + keys[0], "unknown field"
-	}
 	if m := decodingPath.FindStringSubmatch(msg); m != nil {
 		return m[1], m[2]
 	}

@@ -124,6 +124,66 @@ spec:
 	}
 }
 
+// What weakly typed decoding would turn into something else without a word is refused, by field: a bare
+// number for a duration (120 nanoseconds: a drain grace of a second), a fraction or a boolean for a whole
+// number, a number that is not finite, a single mapping for a list; and every unknown key of a section.
+func TestDecodingRefusesWhatItWouldSilentlyChange(t *testing.T) {
+	_, err := ParseModelSpec([]byte(`
+apiVersion: llmscaler.dev/v1alpha1
+kind: ModelAutoscaler
+metadata: {name: m}
+spec:
+  deployment: d
+  minReplicas: 1
+  maxReplicas: 7.9
+  gpusPerPod: true
+  maxReplica: 4
+  minReplica: 1
+  metrics:
+    type: Pods
+    pods:
+      metric: {name: q, query: q}
+      target: {type: AverageValue, averageValue: .inf}
+  nodeGroup: {provider: kwok, name: pool, gpusPerNode: 1}
+  drainGracePeriod: 120
+  panic: {threshold: .nan}
+`))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{
+		"spec.drainGracePeriod", "120 is a number without a unit: write a duration such as 120s",
+		"spec.maxReplicas", "7.9 is not a whole number",
+		"spec.gpusPerPod", "true is not a whole number",
+		"spec.maxreplica: unknown field (did you mean maxReplicas?)",
+		"spec.minreplica: unknown field (did you mean minReplicas?)",
+		"spec.metrics", "a single mapping where a list belongs",
+		"spec.panic.threshold", "NaN is not a finite number",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	_, err = ParseModelSpec([]byte(`
+apiVersion: llmscaler.dev/v1alpha1
+kind: ModelAutoscaler
+metadata: {name: m}
+spec:
+  deployment: d
+  minReplicas: 1
+  maxReplicas: 4
+  metrics:
+  - type: Pods
+    pods:
+      metric: {name: q, query: q}
+      target: {type: AverageValue, averageValue: "Inf"}
+  nodeGroup: {provider: kwok, name: pool, gpusPerNode: 1}
+`))
+	if err == nil || !strings.Contains(err.Error(), `spec.metrics[0].pods.target.averageValue: "Inf" is not a finite number`) {
+		t.Errorf("an infinite quantity: %v", err)
+	}
+}
+
 func TestEnvironmentOverridesTheFile(t *testing.T) {
 	t.Setenv("LLMSCALER_MODEL_SPEC_MAXREPLICAS", "12")
 	v := NewModelViper()
