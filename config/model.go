@@ -302,6 +302,12 @@ func validateScaling(p *problems, path string, s policy.Spec) {
 	if s.GPUsPerPod < 0 {
 		p.add(path+".gpusPerPod", "must be >= 1")
 	}
+	if s.CPUInitializationPeriod < 0 {
+		p.add(path+".cpuInitializationPeriod", "must be >= 0 (got %s)", s.CPUInitializationPeriod)
+	}
+	if s.InitialReadinessDelay < 0 {
+		p.add(path+".initialReadinessDelay", "must be >= 0 (got %s)", s.InitialReadinessDelay)
+	}
 	names := map[string]bool{}
 	podsMetrics := map[string]bool{}
 	for i, m := range s.Metrics {

@@ -239,3 +239,51 @@ func TestADrainQueuedWhileObservationsFailWaitsForTheTicks(t *testing.T) {
 		t.Fatalf("carried over: %+v", next.Carried)
 	}
 }
+
+// The operator's overrides and the bounds keep each other sound: a max below an active pin is refused, a
+// spec whose bounds the operator's would invert is refused, and a Demand metric's target (its concurrency
+// x targetUtilization, from the spec) cannot be set as a number.
+func TestOverridesAndBoundsCannotContradictEachOther(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(workflows.Autoscaler, workflow.RegisterOptions{Name: workflows.AutoscalerWorkflowName})
+	env.RegisterActivity(&activities.Observer{})
+	var o *activities.Observer
+	env.OnActivity(o.Observe, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, _ activities.ObserveInput) (policy.Observation, error) {
+			return steady(env.Now()), nil
+		})
+	spec := testSpec()
+	concurrency := 16.0
+	spec.Spec.Metrics = append(spec.Spec.Metrics, policy.MetricSpec{Type: policy.DemandMetric, Demand: &policy.DemandSource{
+		Arrivals: policy.MetricIdentifier{Name: "arrivals", Query: "a"}, ServiceTimeSeconds: 8, Concurrency: int32(concurrency)}})
+	results := map[string]error{}
+	send := func(name, update string, arg any) {
+		env.UpdateWorkflow(update, name, &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { results[name] = err }, OnAccept: func() {}, OnComplete: func(any, error) {}}, arg)
+	}
+	tooSmall := testSpec()
+	tooSmall.Spec.MinReplicas, tooSmall.Spec.MaxReplicas = 5, 8
+	two, three := int32(2), int32(3)
+	env.RegisterDelayedCallback(func() {
+		send("pin", workflows.UpdatePin, workflows.PinRequest{Replicas: 6, For: policy.Duration(time.Hour), Reason: "load test"})
+		send("max below the pin", workflows.UpdateBounds, workflows.BoundsRequest{Max: &three, Reason: "budget"})
+		send("unpin", workflows.UpdateUnpin, nil)
+		send("max 2", workflows.UpdateBounds, workflows.BoundsRequest{Max: &two, Reason: "budget"})
+		send("spec with min 5", workflows.UpdateSpec, workflows.SpecRequest{Spec: tooSmall})
+		send("demand target", workflows.UpdateTargets, workflows.TargetsRequest{Targets: []workflows.TargetChange{{Metric: "demand", Value: 10}}})
+	}, 20*time.Second)
+	env.RegisterDelayedCallback(env.CancelWorkflow, time.Minute)
+	env.ExecuteWorkflow(workflows.AutoscalerWorkflowName, workflows.AutoscalerInput{Spec: spec})
+	for name, want := range map[string]string{
+		"pin": "", "unpin": "", "max 2": "",
+		"max below the pin": "max 3 is below the pin to 6 replicas",
+		"spec with min 5":   "with the bounds an operator set (max 2), min 5 would be above max 2",
+		"demand target":     "metric demand is a Demand metric",
+	} {
+		err := results[name]
+		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s: %v, want %q", name, err, want)
+		}
+	}
+}

@@ -3,6 +3,8 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -143,7 +145,7 @@ func (a *autoscaler) unpin(ctx workflow.Context) (Status, error) {
 	return a.changed(ctx), nil
 }
 
-func (a *autoscaler) validateBounds(_ workflow.Context, r BoundsRequest) error {
+func (a *autoscaler) validateBounds(ctx workflow.Context, r BoundsRequest) error {
 	if r.Min == nil && r.Max == nil {
 		return errors.New("give min, max or both")
 	}
@@ -160,6 +162,10 @@ func (a *autoscaler) validateBounds(_ workflow.Context, r BoundsRequest) error {
 		return fmt.Errorf("min %d: must be >= 1", lo)
 	case hi < lo:
 		return fmt.Errorf("max %d is below min %d", hi, lo)
+	}
+	if o := a.c.Overrides; o.Pinned != nil && workflow.Now(ctx).Before(o.PinnedUntil) && *o.Pinned > hi {
+		return fmt.Errorf("max %d is below the pin to %d replicas (until %s): unpin first, or give a max of %d or more",
+			hi, *o.Pinned, o.PinnedUntil.UTC().Format(time.DateTime), *o.Pinned)
 	}
 	return nil
 }
@@ -187,6 +193,9 @@ func (a *autoscaler) validateTargets(_ workflow.Context, r TargetsRequest) error
 		for _, m := range a.spec.Spec.Metrics {
 			if m.Name() == t.Metric {
 				found = true
+				if m.Type == policy.DemandMetric {
+					return fmt.Errorf("metric %s is a Demand metric: its target is its concurrency x targetUtilization, set in the spec (llmscaler model start -f)", t.Metric)
+				}
 				if m.Target().Type == policy.UtilizationTarget && t.Value != float64(int32(t.Value)) {
 					return fmt.Errorf("metric %s: a utilization target is a whole percent, got %v", t.Metric, t.Value)
 				}
@@ -195,8 +204,8 @@ func (a *autoscaler) validateTargets(_ workflow.Context, r TargetsRequest) error
 		if !found {
 			return fmt.Errorf("metric %q is not in the spec (metrics: %s)", t.Metric, metricNames(a.spec.Spec.Metrics))
 		}
-		if t.Value <= 0 {
-			return fmt.Errorf("metric %s: target must be > 0, got %v", t.Metric, t.Value)
+		if !(t.Value > 0) || math.IsInf(t.Value, 0) {
+			return fmt.Errorf("metric %s: target must be a number > 0, got %v", t.Metric, t.Value)
 		}
 	}
 	return nil
@@ -267,14 +276,42 @@ func (a *autoscaler) drainNode(ctx workflow.Context, r DrainNodeRequest) (Status
 	return a.changed(ctx), nil
 }
 
-func (a *autoscaler) validateSpec(_ workflow.Context, r SpecRequest) error {
+func (a *autoscaler) validateSpec(ctx workflow.Context, r SpecRequest) error {
 	if err := r.Spec.Validate(); err != nil {
 		return err
 	}
 	if r.Spec.WorkflowID() != a.spec.WorkflowID() {
 		return fmt.Errorf("the spec is for %s, this autoscaler is %s", r.Spec.WorkflowID(), a.spec.WorkflowID())
 	}
+	// The operator's bounds replace the spec's: together they must still make sense.
+	o := a.c.Overrides
+	lo, hi := r.Spec.Spec.MinReplicas, r.Spec.Spec.MaxReplicas
+	if o.MinReplicas != nil {
+		lo = *o.MinReplicas
+	}
+	if o.MaxReplicas != nil {
+		hi = *o.MaxReplicas
+	}
+	if hi < lo {
+		return fmt.Errorf("with the bounds an operator set (%s), min %d would be above max %d: change them first (llmscaler model bounds)",
+			boundsText(o), lo, hi)
+	}
+	if o.Pinned != nil && workflow.Now(ctx).Before(o.PinnedUntil) && *o.Pinned > hi {
+		return fmt.Errorf("maxReplicas %d is below the pin to %d replicas: unpin first (llmscaler model unpin)", hi, *o.Pinned)
+	}
 	return nil
+}
+
+// boundsText is the bounds an operator set, for messages: "min 2, max 8".
+func boundsText(o Overrides) string {
+	var parts []string
+	if o.MinReplicas != nil {
+		parts = append(parts, fmt.Sprintf("min %d", *o.MinReplicas))
+	}
+	if o.MaxReplicas != nil {
+		parts = append(parts, fmt.Sprintf("max %d", *o.MaxReplicas))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (a *autoscaler) setSpec(ctx workflow.Context, r SpecRequest) (Status, error) {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -173,9 +175,9 @@ one Update-With-Start call, so running it twice is safe.`,
 			if file == "" {
 				return usagef("-f MODEL.yaml is required")
 			}
-			spec, err := config.LoadModelSpec(file, nil)
+			spec, err := loadSpecIn(file, m.namespace, cmd.Flags().Changed("namespace"))
 			if err != nil {
-				return usageError{err}
+				return err
 			}
 			c, cfg, err := m.dial()
 			if err != nil {
@@ -219,6 +221,21 @@ one Update-With-Start call, so running it twice is safe.`,
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until no scaling action is under way, showing progress")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml")
 	return cmd
+}
+
+// loadSpecIn loads a model spec: one without metadata.namespace is for namespace (-n, or its default); one
+// that names its own must agree with an -n given (explicit).
+func loadSpecIn(file, namespace string, explicit bool) (config.ModelSpec, error) {
+	v := viper.New()
+	v.SetDefault("metadata.namespace", namespace)
+	spec, err := config.LoadModelSpec(file, v)
+	if err != nil {
+		return spec, usageError{err}
+	}
+	if explicit && spec.Metadata.Namespace != namespace {
+		return spec, usagef("%s is for namespace %s (metadata.namespace), -n says %s: drop one", file, spec.Metadata.Namespace, namespace)
+	}
+	return spec, nil
 }
 
 // modelRow is one line of `model list`.
@@ -384,6 +401,24 @@ func writeStatus(w io.Writer, st workflows.Status) error {
 	}
 	if o := st.Overrides; o.Pinned != nil {
 		fmt.Fprintf(w, "Pinned:     %d replicas until %s: %s\n", *o.Pinned, o.PinnedUntil.Local().Format(time.DateTime), o.PinReason)
+	}
+	// An operator's bounds and targets outlast a new spec (model start -f): say they are in place.
+	if o := st.Overrides; o.MinReplicas != nil || o.MaxReplicas != nil {
+		var set []string
+		if o.MinReplicas != nil {
+			set = append(set, fmt.Sprintf("min %d", *o.MinReplicas))
+		}
+		if o.MaxReplicas != nil {
+			set = append(set, fmt.Sprintf("max %d", *o.MaxReplicas))
+		}
+		fmt.Fprintf(w, "Bounds:     %s set by an operator, in place of the spec's: %s\n", strings.Join(set, ", "), o.BoundsReason)
+	}
+	if o := st.Overrides; len(o.Targets) > 0 {
+		var set []string
+		for _, t := range o.Targets {
+			set = append(set, fmt.Sprintf("%s=%s", t.Metric, strconv.FormatFloat(t.Value, 'g', -1, 64)))
+		}
+		fmt.Fprintf(w, "Targets:    %s set by an operator, in place of the spec's\n", strings.Join(set, " "))
 	}
 	if st.LastError != "" {
 		fmt.Fprintf(w, "Error:      %s\n", st.LastError)
@@ -642,9 +677,9 @@ func (m *modelCLI) targetsCommand() *cobra.Command {
 			req := workflows.TargetsRequest{Reason: reason}
 			for _, kv := range args[1:] {
 				k, v, ok := strings.Cut(kv, "=")
-				var f float64
-				if _, err := fmt.Sscan(v, &f); !ok || k == "" || err != nil {
-					return usagef("%q: write METRIC=VALUE, such as lorax_queue_length=8", kv)
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if !ok || k == "" || err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+					return usagef("%q: write METRIC=VALUE with a finite number, such as lorax_queue_length=8", kv)
 				}
 				req.Targets = append(req.Targets, workflows.TargetChange{Metric: k, Value: f})
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,5 +53,57 @@ func TestTemporalErrorsSayWhatToDo(t *testing.T) {
 		if got := explain(id, c.err).Error(); !strings.Contains(got, c.want) {
 			t.Errorf("%v: %q, want it to say %q", c.err, got, c.want)
 		}
+	}
+}
+
+// A target that is not a finite number is refused before anything is sent (Sscan read "8,5" as 8).
+func TestModelTargetsRefusesWhatIsNotAFiniteNumber(t *testing.T) {
+	for _, v := range []string{"8,5", "8abc", "NaN", "Inf", ""} {
+		_, errOut, code := runCLI(t, "", "model", "targets", "llm", "q="+v)
+		if code == exitOK || !strings.Contains(errOut, "write METRIC=VALUE with a finite number") {
+			t.Errorf("q=%s: exit %d, stderr %q", v, code, errOut)
+		}
+	}
+}
+
+// The operator's bounds and targets are in the status, as they outlast a new spec.
+func TestStatusShowsTheOperatorsBoundsAndTargets(t *testing.T) {
+	two := int32(2)
+	st := workflows.Status{Model: "llm", Namespace: "models", Evaluations: 1, Overrides: workflows.Overrides{
+		MaxReplicas: &two, BoundsReason: "budget", Targets: []workflows.TargetChange{{Metric: "q", Value: 8.5}}}}
+	var b strings.Builder
+	if err := writeStatus(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Bounds:     max 2 set by an operator, in place of the spec's: budget", "Targets:    q=8.5 set by an operator"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// A spec without metadata.namespace is for the namespace -n names (it went to "default" whatever -n said);
+// one that names its own must agree with an -n given.
+func TestModelStartTakesTheNamespaceFromTheSpecOrDashN(t *testing.T) {
+	dir := t.TempDir()
+	example, err := os.ReadFile("../../deploy/examples/lorax/model.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	without := filepath.Join(dir, "model.yaml")
+	if err := os.WriteFile(without, []byte(strings.Replace(string(example), "  namespace: models\n", "", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if spec, err := loadSpecIn(without, "prod", true); err != nil || spec.WorkflowID() != "autoscaler/prod/llama-3-8b" {
+		t.Errorf("no namespace in the spec, -n prod: %s, %v", spec.WorkflowID(), err)
+	}
+	if spec, err := loadSpecIn(without, "default", false); err != nil || spec.WorkflowID() != "autoscaler/default/llama-3-8b" {
+		t.Errorf("no namespace anywhere: %s, %v", spec.WorkflowID(), err)
+	}
+	if spec, err := loadSpecIn("../../deploy/examples/lorax/model.yaml", "default", false); err != nil || spec.WorkflowID() != "autoscaler/models/llama-3-8b" {
+		t.Errorf("the spec's own namespace: %s, %v", spec.WorkflowID(), err)
+	}
+	if _, err := loadSpecIn("../../deploy/examples/lorax/model.yaml", "prod", true); err == nil || !strings.Contains(err.Error(), "is for namespace models (metadata.namespace), -n says prod") {
+		t.Errorf("the spec's namespace against -n prod: %v", err)
 	}
 }
