@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -100,7 +101,7 @@ type PrometheusConfig struct {
 
 // MetricsConfig says where the worker serves its own metrics and health.
 type MetricsConfig struct {
-	// ListenAddress (default :9464; empty string or "off" disables).
+	// ListenAddress (default :9464; "off" disables).
 	ListenAddress string `json:"listenAddress,omitempty"`
 }
 
@@ -168,7 +169,32 @@ func NewWorkerViper() *viper.Viper {
 	for key, names := range workerEnv {
 		_ = v.BindEnv(append([]string{key}, names...)...)
 	}
+	// Every other setting by its LLMSCALER_ name: the struct binding lists only the fields it finds set
+	// (omitempty leaves out the zero ones), so LLMSCALER_SHUTDOWNGRACE did nothing without the file's own.
+	bindSettings(v, reflect.TypeFor[WorkerConfig](), "")
 	return v
+}
+
+// bindSettings binds each leaf setting of t (by its json name, below prefix) that has no binding of its own
+// in workerEnv to LLMSCALER_ and its path; lists (kwok groups) are the file's alone.
+func bindSettings(v *viper.Viper, t reflect.Type, prefix string) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		key := strings.ToLower(prefix + name)
+		switch {
+		case f.Type.Kind() == reflect.Struct:
+			bindSettings(v, f.Type, key+".")
+		case f.Type.Kind() == reflect.Slice || f.Type.Kind() == reflect.Map:
+		default:
+			if _, own := workerEnv[key]; !own {
+				_ = v.BindEnv(key)
+			}
+		}
+	}
 }
 
 // WorkerFlag maps a command-line flag to its config key.
@@ -312,6 +338,17 @@ func (c WorkerConfig) Validate() error {
 			p.add("metrics.listenAddress", "must be host:port or :port, or off (got %q)", a)
 		}
 	}
+	for _, n := range []struct {
+		path     string
+		negative bool
+	}{
+		{"kubernetes.qps", c.Kubernetes.QPS < 0}, {"kubernetes.burst", c.Kubernetes.Burst < 0}, {"aws.maxAttempts", c.AWS.MaxAttempts < 0},
+		{"prometheus.timeout", c.Prometheus.Timeout < 0}, {"shutdownGrace", c.ShutdownGrace < 0},
+	} {
+		if n.negative {
+			p.add(n.path, "must not be negative")
+		}
+	}
 	seen := map[string]bool{}
 	for i, g := range c.Kwok.Groups {
 		gp := fmt.Sprintf("kwok.groups[%d]", i)
@@ -326,6 +363,9 @@ func (c WorkerConfig) Validate() error {
 		}
 		if g.Min < 0 || g.Max < g.Min {
 			p.add(gp, "needs 0 <= min <= max (got min %d, max %d)", g.Min, g.Max)
+		}
+		if g.BootDelay < 0 || g.GPUDelay < 0 {
+			p.add(gp, "bootDelay and gpuDelay must not be negative (got %s, %s)", g.BootDelay, g.GPUDelay)
 		}
 	}
 	// The file checks ran over a map: give them a fixed order.

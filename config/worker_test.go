@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -73,10 +74,15 @@ metrics: {listenAddres: ":1"}
 	_ = os.WriteFile(file, []byte(`
 temporal: {address: "no-port", tls: {certFile: /nonexistent/cert.pem}, workflowTaskPollers: 1}
 prometheus: {url: "prom:9090"}
-kwok: {groups: [{name: a, instanceType: g5.xlarge, min: 3, max: 1}, {name: a}]}
+kwok: {groups: [{name: a, instanceType: g5.xlarge, min: 3, max: 1, bootDelay: -5s}, {name: a}]}
+kubernetes: {qps: -1}
+shutdownGrace: -1s
 `), 0o644)
 	_, err = LoadWorkerConfig(file, NewWorkerViper())
 	for _, want := range []string{
+		"kubernetes.qps: must not be negative",
+		"shutdownGrace: must not be negative",
+		"kwok.groups[0]: bootDelay and gpuDelay must not be negative (got -5s,",
 		`temporal.address: must be host:port (got "no-port")`,
 		"temporal.tls: certFile and keyFile go together",
 		"temporal.workflowTaskPollers: must be between 2 and 64 (got 1)",
@@ -89,5 +95,22 @@ kwok: {groups: [{name: a, instanceType: g5.xlarge, min: 3, max: 1}, {name: a}]}
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// Every setting has its LLMSCALER_ variable, not only those the file sets too.
+func TestEveryWorkerSettingReadsItsEnvironmentVariable(t *testing.T) {
+	t.Setenv("LLMSCALER_SHUTDOWNGRACE", "7s")
+	t.Setenv("LLMSCALER_KUBERNETES_QPS", "20")
+	t.Setenv("LLMSCALER_TEMPORAL_WORKFLOWTASKPOLLERS", "4")
+	t.Setenv("LLMSCALER_PROMETHEUS_TIMEOUT", "9s")
+	t.Setenv("TEMPORAL_ADDRESS", "env:7233") // an alternate name still binds
+	c, err := LoadWorkerConfig("", NewWorkerViper())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ShutdownGrace.D() != 7*time.Second || c.Kubernetes.QPS != 20 || c.Temporal.WorkflowTaskPollers != 4 ||
+		c.Prometheus.Timeout.D() != 9*time.Second || c.Temporal.Address != "env:7233" {
+		t.Fatalf("from the environment: %+v", c)
 	}
 }
