@@ -183,9 +183,19 @@ func Run(ctx context.Context, cfg config.WorkerConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// An error the SDK stops the worker for (its namespace gone, its credentials refused) ends the process,
+	// so that whatever runs it restarts it and says so; the process went on, healthy to its probes, polling
+	// nothing.
+	fatal := make(chan error, 1)
 	w := sdkworker.New(tc, cfg.Temporal.TaskQueue, sdkworker.Options{
 		WorkerStopTimeout:                cfg.ShutdownGrace.D(),
 		MaxConcurrentWorkflowTaskPollers: cfg.Temporal.WorkflowTaskPollers,
+		OnFatalError: func(err error) {
+			select {
+			case fatal <- err:
+			default:
+			}
+		},
 	})
 	Register(w, deps)
 
@@ -202,7 +212,12 @@ func Run(ctx context.Context, cfg config.WorkerConfig, log *slog.Logger) error {
 	}
 	log.Info("worker started", "temporal", cfg.Temporal.Address, "namespace", cfg.Temporal.Namespace, "taskQueue", cfg.Temporal.TaskQueue,
 		"providers", providerNames(deps), "prometheus", cfg.Prometheus.URL, "metrics", cfg.Metrics.ListenAddress)
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case err := <-fatal:
+		w.Stop()
+		return fmt.Errorf("the worker on task queue %s of namespace %s stopped: %w", cfg.Temporal.TaskQueue, cfg.Temporal.Namespace, err)
+	}
 	log.Info("stopping the worker", "grace", cfg.ShutdownGrace.String())
 	w.Stop()
 	return nil
