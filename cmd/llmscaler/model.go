@@ -250,7 +250,7 @@ type modelRow struct {
 }
 
 func listModels(ctx context.Context, c client.Client) ([]modelRow, error) {
-	var rows []modelRow
+	rows := []modelRow{} // none is [] in JSON, not null
 	var token []byte
 	for {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
@@ -365,8 +365,12 @@ func (m *modelCLI) statusCommand() *cobra.Command {
 					return err
 				}
 				defer c.Close()
-				_, err = m.waitIdle(cmd, c, id)
-				return err
+				st, err := m.waitIdle(cmd, c, id)
+				if err != nil {
+					return err
+				}
+				// Progress went to stderr; the status it ended on is the output.
+				return printValue(cmd.OutOrStdout(), m.output, st, func(w io.Writer) error { return writeStatus(w, st) })
 			}
 			var st workflows.Status
 			if err := m.query(cmd, id, workflows.QueryStatus, &st); err != nil {
