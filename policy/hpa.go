@@ -84,9 +84,10 @@ type podGroups struct {
 	ignored []string
 }
 
-// groupPods: deleting and failed pods are ignored, pending pods are ignored, pods without a sample are
-// missing; for CPU only, pods not yet ready (or whose sample predates a full window of readiness while
-// they initialise) are unready.
+// groupPods: deleting and failed pods are ignored, pending pods are unready (as the HPA's code does, under
+// its comment "Pending pods are ignored": on a scale-up they count as 0, and the recomputed ratio may keep
+// the count), pods without a sample are missing; for CPU only, pods not yet ready (or whose sample predates
+// a full window of readiness while they initialise) are unready.
 func groupPods(pods []Pod, samples map[string]PodSample, cpu bool, now time.Time, initPeriod, readinessDelay time.Duration) podGroups {
 	var g podGroups
 	for _, p := range pods {
@@ -95,7 +96,7 @@ func groupPods(pods []Pod, samples map[string]PodSample, cpu bool, now time.Time
 			continue
 		}
 		if p.Phase == PodPending {
-			g.ignored = append(g.ignored, p.Name)
+			g.unready = append(g.unready, p.Name)
 			continue
 		}
 		sample, found := samples[p.Name]

@@ -195,7 +195,7 @@ func TestHPAMetricRules(t *testing.T) {
 			want: 6,
 		},
 		{
-			name: "pending, deleting and failed pods are ignored",
+			name: "deleting and failed pods are ignored, pending pods are unready",
 			spec: Spec{MinReplicas: 1, MaxReplicas: 20, Metrics: []MetricSpec{podsAvg("queue", 5)}},
 			pods: func() []Pod {
 				p := readyPods(5)
@@ -207,12 +207,34 @@ func TestHPAMetricRules(t *testing.T) {
 			readings: func(p []Pod) []MetricReading {
 				return []MetricReading{{Name: "queue", Pods: samples(p, 10, 10, 100, 100, 100)}}
 			},
-			// Only pods 0 and 1 count: 10 vs 5 -> ceil(2 x 2) = 4, held at 5 by the scale-down window: a new
-			// autoscaler counts the running 5 as its own recent recommendation.
+			// Pods 0 and 1 count: 10 vs 5, a scale-up; the pending pod then counts as 0 (the HPA's code, under
+			// its comment "Pending pods are ignored"): 20/3 vs 5, ceil(1.33 x 3) = 4, below the 5 running
+			// against a ratio above 1: keep 5.
 			want: 5,
 			check: func(t *testing.T, d Decision) {
-				if m := d.Metrics[0]; m.Replicas != 4 || m.IgnoredPods != 3 {
-					t.Errorf("proposal %d with %d ignored, want 4 with 3 ignored", m.Replicas, m.IgnoredPods)
+				if m := d.Metrics[0]; m.Replicas != 5 || m.IgnoredPods != 2 || m.UnreadyPods != 1 {
+					t.Errorf("proposal %d with %d ignored and %d unready, want 5 with 2 and 1", m.Replicas, m.IgnoredPods, m.UnreadyPods)
+				}
+			},
+		},
+		{
+			// Two pods still Pending (a large image pulling) behind two overloaded ones: ignored, they made the
+			// ratio over the two ready pods propose 3 of 4, a scale-down of an overloaded Deployment. As the
+			// HPA does, they count as 0 on the scale-up: 30/4 vs 10 flips the ratio below 1: keep 4.
+			name: "pending pods keep an overloaded deployment from a scale-down",
+			spec: Spec{MinReplicas: 1, MaxReplicas: 20, Metrics: []MetricSpec{podsAvg("queue", 10)}},
+			pods: func() []Pod {
+				p := readyPods(4)
+				p[2].Phase, p[3].Phase = PodPending, PodPending
+				return p
+			}(), current: 4,
+			readings: func(p []Pod) []MetricReading {
+				return []MetricReading{{Name: "queue", Pods: samples(p[:2], 15, 15)}}
+			},
+			want: 4,
+			check: func(t *testing.T, d Decision) {
+				if m := d.Metrics[0]; m.Replicas != 4 || m.UnreadyPods != 2 {
+					t.Errorf("proposal %d with %d unready, want 4 with 2", m.Replicas, m.UnreadyPods)
 				}
 			},
 		},
