@@ -161,7 +161,10 @@ func (d *Decision) decideReplicas(spec Spec, obs Observation, st *State, current
 	z := spec.ScaleToZero
 	activationKnown := obs.Activation != nil
 	if z != nil {
-		if st.LastActive.IsZero() || (activationKnown && *obs.Activation > z.ActivationThreshold) {
+		// An unreadable signal counts as activity: the idle period is one of readings at or below the
+		// threshold, not of silence (a stretch of failed readings under load, then one reading 0, scaled a
+		// busy model to zero).
+		if st.LastActive.IsZero() || !activationKnown || *obs.Activation > z.ActivationThreshold {
 			st.LastActive = now
 		}
 	}

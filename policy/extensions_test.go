@@ -58,19 +58,23 @@ func TestScaleToZeroAfterIdleAndWakeOnActivation(t *testing.T) {
 	if d := at(5*time.Minute, observeQueue(2, 0), f64(0)); d.DesiredReplicas != 1 {
 		t.Fatalf("quiet for 5m: desired %d, want minReplicas 1\n%s", d.DesiredReplicas, d.Summary)
 	}
-	// Metrics down: never to zero on an unknown signal.
-	if d := at(11*time.Minute, observeQueue(1, 0), nil); d.DesiredReplicas != 1 {
+	// Metrics down: never to zero on an unknown signal, and the idle period starts again after it (a
+	// stretch of failed readings under load, then one reading 0, went straight to zero).
+	if d := at(8*time.Minute, observeQueue(1, 0), nil); d.DesiredReplicas != 1 {
 		t.Fatalf("activation unreadable: desired %d, want 1\n%s", d.DesiredReplicas, d.Summary)
 	}
-	d := at(11*time.Minute, observeQueue(1, 0), f64(0))
+	if d := at(11*time.Minute, observeQueue(1, 0), f64(0)); d.DesiredReplicas != 1 {
+		t.Fatalf("quiet for 3m since the unreadable signal: desired %d, want 1\n%s", d.DesiredReplicas, d.Summary)
+	}
+	d := at(18*time.Minute, observeQueue(1, 0), f64(0))
 	if d.DesiredReplicas != 0 || !strings.Contains(d.Summary, "scaling to zero") {
-		t.Fatalf("idle for 11m: desired %d, want 0\n%s", d.DesiredReplicas, d.Summary)
+		t.Fatalf("idle for 10m: desired %d, want 0\n%s", d.DesiredReplicas, d.Summary)
 	}
 	zero := Observation{SpecReplicas: 0, Group: bigGroup}
-	if d := at(12*time.Minute, zero, f64(0)); d.DesiredReplicas != 0 {
+	if d := at(19*time.Minute, zero, f64(0)); d.DesiredReplicas != 0 {
 		t.Fatalf("at zero, no demand: desired %d", d.DesiredReplicas)
 	}
-	d = at(13*time.Minute, zero, f64(4))
+	d = at(20*time.Minute, zero, f64(4))
 	if d.DesiredReplicas != 1 || !strings.Contains(d.Summary, "woken from zero") {
 		t.Fatalf("at zero with demand: desired %d, want 1\n%s", d.DesiredReplicas, d.Summary)
 	}

@@ -312,7 +312,9 @@ type PanicSpec struct {
 type ScaleToZeroSpec struct {
 	// Idle is how long the activation signal must stay at or below the threshold (default 10m).
 	Idle Duration `json:"idle,omitempty"`
-	// Activation is read while at zero, when no pod exists to measure: typically the gateway's queue.
+	// Activation measures traffic with or without pods, and is read while at zero: typically the gateway's
+	// request rate or requests in flight. Idleness is judged on it too, so a queue alone will not do: it is
+	// empty while the replicas serve.
 	Activation MetricIdentifier `json:"activation"`
 	// ActivationThreshold: readings above it count as demand (default 0).
 	ActivationThreshold float64 `json:"activationThreshold,omitempty"`
