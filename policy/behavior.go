@@ -767,8 +767,11 @@ func (s *State) trim(spec Spec, now time.Time, forecastFrom time.Time) {
 	}
 	s.Recommendations = keepAfter(s.Recommendations, now.Add(-keep), func(r TimedRecommendation) time.Time { return r.Time })
 	s.Recommendations = compactBefore(s.Recommendations, now.Add(-window))
-	s.ScaleUpEvents = keepAfter(s.ScaleUpEvents, now.Add(-longestPeriod(b.ScaleUp)), func(e ScaleEvent) time.Time { return e.Time })
-	s.ScaleDownEvents = keepAfter(s.ScaleDownEvents, now.Add(-longestPeriod(b.ScaleDown)), func(e ScaleEvent) time.Time { return e.Time })
+	// Each direction's rate policies read both directions' events over their periods (the replicas at a
+	// period's start undo the changes since in both): both are kept over the longest period of either.
+	events := max(longestPeriod(b.ScaleUp), longestPeriod(b.ScaleDown))
+	s.ScaleUpEvents = keepAfter(s.ScaleUpEvents, now.Add(-events), func(e ScaleEvent) time.Time { return e.Time })
+	s.ScaleDownEvents = keepAfter(s.ScaleDownEvents, now.Add(-events), func(e ScaleEvent) time.Time { return e.Time })
 }
 
 // compactBefore keeps one recommendation a minute, the highest at the minute's first time, of those at or

@@ -185,3 +185,27 @@ func TestSummaryNamesMetricRatioAndLimit(t *testing.T) {
 		}
 	}
 }
+
+// Each direction's rate policies read both directions' events over their own periods, as the HPA's do: a
+// scale-down policy of a pod per 10 minutes, a minute after a scale-up from 5 to 10, starts its period at
+// 5 and lets the count go back to 5 (the events of the scale-up were dropped after the scale-up's 15 s
+// period, and it let 10 go to 9); a scale-up policy of 4 pods per 2 minutes, a minute after a scale-down
+// from 10 to 5, lets it go to 12.
+func TestRatePoliciesReadTheOtherDirectionsEventsOverTheirPeriods(t *testing.T) {
+	down := queueSpec(1, 20, &Behavior{ScaleDown: &ScalingRules{StabilizationWindowSeconds: i32(0),
+		Policies: []ScalingPolicy{{Type: PodsPolicy, Value: 1, PeriodSeconds: 600}}}})
+	var st State
+	st.RecordScale(5, 10, t0)
+	Evaluate(Input{Spec: down, Observation: observeQueue(10, 10)}, &st, t0.Add(30*time.Second)) // trims as it goes
+	if d := Evaluate(Input{Spec: down, Observation: observeQueue(10, 5)}, &st, t0.Add(time.Minute)); d.DesiredReplicas != 5 {
+		t.Errorf("back down a minute after a scale-up: desired %d, want 5\n%s", d.DesiredReplicas, d.Summary)
+	}
+	up := queueSpec(1, 20, &Behavior{ScaleUp: &ScalingRules{StabilizationWindowSeconds: i32(0),
+		Policies: []ScalingPolicy{{Type: PodsPolicy, Value: 4, PeriodSeconds: 120}}}})
+	st = State{}
+	st.RecordScale(10, 5, t0)
+	Evaluate(Input{Spec: up, Observation: observeQueue(5, 5)}, &st, t0.Add(30*time.Second))
+	if d := Evaluate(Input{Spec: up, Observation: observeQueue(5, 12)}, &st, t0.Add(time.Minute)); d.DesiredReplicas != 12 {
+		t.Errorf("up a minute after a scale-down: desired %d, want 12\n%s", d.DesiredReplicas, d.Summary)
+	}
+}
