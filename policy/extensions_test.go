@@ -1395,3 +1395,17 @@ func TestBurstsShorterThanTheRateWindowAreSizedAtTheirPeak(t *testing.T) {
 		t.Fatalf("a fall taken for bursts: proposal %d\n%s", d.Proposal, d.Summary)
 	}
 }
+
+// An External metric with a Value target over a Deployment with no pods at all (their creation refused by
+// a quota or an admission webhook) is invalid, as in the HPA, whose ready-pod count fails there: the ratio
+// times no pods proposed 0, and the count went to minReplicas once the window had passed.
+func TestAValueTargetWithNoPodsIsInvalid(t *testing.T) {
+	spec := Spec{MinReplicas: 1, MaxReplicas: 10, Metrics: []MetricSpec{external("gateway_queue", ValueTarget, 10)},
+		Behavior: &Behavior{ScaleDown: &ScalingRules{StabilizationWindowSeconds: i32(0)}}}
+	var st State
+	obs := Observation{SpecReplicas: 3, Metrics: []MetricReading{{Name: "gateway_queue", Value: f64(50)}}, Group: bigGroup}
+	d := Evaluate(Input{Spec: spec, Observation: obs}, &st, t0)
+	if d.DesiredReplicas != 3 || d.Metrics[0].Invalid == "" {
+		t.Fatalf("desired %d (metric invalid: %q), want 3 kept with the metric invalid\n%s", d.DesiredReplicas, d.Metrics[0].Invalid, d.Summary)
+	}
+}

@@ -363,6 +363,12 @@ func usageRatioReplicas(in calcInput, usageRatio float64, p *MetricProposal) {
 			p.WithinTolerance, p.Replicas = true, in.current
 			return
 		}
+		if len(in.pods) == 0 {
+			// The HPA's getReadyPodsCount fails on an empty pod list: a ratio times no pods would propose 0
+			// for a Deployment whose pods cannot be created (a quota, an admission webhook).
+			p.Invalid = "no pods returned by the selector while calculating the replica count"
+			return
+		}
 		ready := readyPodCount(in.pods)
 		p.ReadyPods = ready
 		p.Replicas = ceilReplicas(usageRatio * float64(ready))
