@@ -1409,3 +1409,24 @@ func TestAValueTargetWithNoPodsIsInvalid(t *testing.T) {
 		t.Fatalf("desired %d (metric invalid: %q), want 3 kept with the metric invalid\n%s", d.DesiredReplicas, d.Metrics[0].Invalid, d.Summary)
 	}
 }
+
+// A reading that is not a number makes its metric invalid (no scale-down on it); read as 0 it could drive
+// one.
+func TestAReadingThatIsNotANumberIsInvalid(t *testing.T) {
+	spec := queueSpec(1, 10, &Behavior{ScaleDown: &ScalingRules{StabilizationWindowSeconds: i32(0)}})
+	obs := observeQueue(4, 4)
+	obs.Metrics[0].Pods[1].Value = math.NaN()
+	var st State
+	d := Evaluate(Input{Spec: spec, Observation: obs}, &st, t0)
+	if d.DesiredReplicas != 4 || !strings.Contains(d.Metrics[0].Invalid, "is not a number") {
+		t.Fatalf("desired %d (invalid %q), want 4 kept with the metric invalid", d.DesiredReplicas, d.Metrics[0].Invalid)
+	}
+	ext := Spec{MinReplicas: 1, MaxReplicas: 10, Metrics: []MetricSpec{external("gateway_queue", ValueTarget, 10)},
+		Behavior: &Behavior{ScaleDown: &ScalingRules{StabilizationWindowSeconds: i32(0)}}}
+	st = State{}
+	d = Evaluate(Input{Spec: ext, Observation: Observation{SpecReplicas: 3, Pods: readyPods(3),
+		Metrics: []MetricReading{{Name: "gateway_queue", Value: f64(math.Inf(1))}}, Group: bigGroup}}, &st, t0)
+	if d.DesiredReplicas != 3 || !strings.Contains(d.Metrics[0].Invalid, "is not a number") {
+		t.Fatalf("external +Inf: desired %d (invalid %q), want 3 kept", d.DesiredReplicas, d.Metrics[0].Invalid)
+	}
+}

@@ -418,6 +418,18 @@ func computeMetric(in calcInput, m MetricSpec, reading *MetricReading) MetricPro
 		p.Invalid = msg
 		return p
 	}
+	// A value that is not a number is no reading: read as 0 (milli's saturation), it could drive a
+	// scale-down. The metric sources drop such samples; a snapshot or the simulator may not.
+	if v := reading.Value; v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0)) {
+		p.Invalid = fmt.Sprintf("the value %v is not a number", *v)
+		return p
+	}
+	for _, s := range reading.Pods {
+		if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
+			p.Invalid = fmt.Sprintf("pod %s's value %v is not a number", s.Pod, s.Value)
+			return p
+		}
+	}
 	switch m.Type {
 	case ResourceMetric:
 		switch {
