@@ -89,9 +89,22 @@ func podOf(p *corev1.Pod) policy.Pod {
 			out.ReadyChanged = c.LastTransitionTime.Time
 		}
 	}
+	// As the HPA does, a pod's request is known only if every container states one: a container without
+	// one leaves the pod's request unknown (0: the utilization metric is then invalid, "missing request"),
+	// not the sum of the others, which would read its utilization high.
+	cpuKnown, memoryKnown := true, true
 	for _, c := range p.Spec.Containers {
-		out.CPURequest += float64(c.Resources.Requests.Cpu().MilliValue()) / 1000
-		out.MemoryRequest += float64(c.Resources.Requests.Memory().Value())
+		cpu, hasCPU := c.Resources.Requests[corev1.ResourceCPU]
+		memory, hasMemory := c.Resources.Requests[corev1.ResourceMemory]
+		cpuKnown, memoryKnown = cpuKnown && hasCPU, memoryKnown && hasMemory
+		out.CPURequest += float64(cpu.MilliValue()) / 1000
+		out.MemoryRequest += float64(memory.Value())
+	}
+	if !cpuKnown {
+		out.CPURequest = 0
+	}
+	if !memoryKnown {
+		out.MemoryRequest = 0
 	}
 	return out
 }
