@@ -130,12 +130,31 @@ func explain(id string, err error) error {
 	if errors.As(err, &appErr) {
 		return fmt.Errorf("%s refused: %s", id, appErr.Message())
 	}
-	// The client's deadline, or the server's (it gives up waiting for a worker to answer a query first).
-	var deadline *serviceerror.DeadlineExceeded
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &deadline) {
+	if timedOut(err) {
 		return fmt.Errorf("%s: no answer in time (is a worker running on the task queue? --timeout waits longer): %w", id, err)
 	}
 	return fmt.Errorf("%s: %w", id, err)
+}
+
+// timedOut reports the client's deadline, or the server's (it gives up waiting for a worker to answer a
+// query first).
+func timedOut(err error) bool {
+	var deadline *serviceerror.DeadlineExceeded
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &deadline)
+}
+
+// stopped is what waiting for a cancelled autoscaler to end (err) says: nothing once it has, and past the
+// deadline that it is finishing, since the cancellation was delivered (a scale-in under way restores its node
+// first): not that no worker answers.
+func stopped(err error, id, name string, waited time.Duration) error {
+	switch {
+	case err == nil || temporal.IsCanceledError(err):
+		return nil
+	case timedOut(err):
+		return fmt.Errorf("%s: asked to stop, and still finishing after %s (a scale-in under way restores its node first): "+
+			"`llmscaler model status %s` follows it, --timeout waits longer", id, waited, name)
+	}
+	return explain(id, err)
 }
 
 // completeModels offers the running models' names for shell completion.
@@ -744,9 +763,8 @@ func (m *modelCLI) stopCommand() *cobra.Command {
 			if err := c.CancelWorkflow(ctx, id, ""); err != nil {
 				return explain(id, err)
 			}
-			err = c.GetWorkflow(ctx, id, "").Get(ctx, nil)
-			if err != nil && !temporal.IsCanceledError(err) {
-				return explain(id, err)
+			if err := stopped(c.GetWorkflow(ctx, id, "").Get(ctx, nil), id, args[0], m.timeout); err != nil {
+				return err
 			}
 			result := map[string]string{"model": strings.TrimPrefix(id, "autoscaler/"), "status": "stopped"}
 			return printValue(cmd.OutOrStdout(), m.output, result, func(w io.Writer) error {

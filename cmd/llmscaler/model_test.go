@@ -107,3 +107,19 @@ func TestModelStartTakesTheNamespaceFromTheSpecOrDashN(t *testing.T) {
 		t.Errorf("the spec's namespace against -n prod: %v", err)
 	}
 }
+
+// Stopping an autoscaler that is still finishing when --timeout runs out says so (the cancellation was
+// delivered), not that no worker answers.
+func TestStopSaysTheAutoscalerIsFinishingWhenTheWaitRunsOut(t *testing.T) {
+	id := "autoscaler/models/llm"
+	if err := stopped(temporal.NewCanceledError(), id, "llm", 30*time.Second); err != nil {
+		t.Errorf("cancelled: %v", err)
+	}
+	err := stopped(fmt.Errorf("waiting: %w", context.DeadlineExceeded), id, "llm", 30*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "asked to stop, and still finishing after 30s") || strings.Contains(err.Error(), "is a worker running") {
+		t.Errorf("past the deadline: %v", err)
+	}
+	if err := stopped(serviceerror.NewNotFound("gone"), id, "llm", time.Second); err == nil || !strings.Contains(err.Error(), "no autoscaler") {
+		t.Errorf("not found: %v", err)
+	}
+}
