@@ -182,8 +182,12 @@ func TestExampleModelApplies(t *testing.T) {
 		t.Fatalf("terminationGracePeriodSeconds %v: must exceed LoRAX's 90 s drain", g)
 	}
 	c := d.Spec.Template.Spec.Containers[0]
-	if c.StartupProbe == nil || c.StartupProbe.HTTPGet.Path != "/startup" || c.ReadinessProbe.HTTPGet.Path != "/health" || c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
-		t.Fatalf("probes or preStop missing: %+v", c)
+	// LoRAX serves /info once its model is loaded, with no inference; /health queues a generation (it
+	// fails under load) and there is no /startup. Liveness is the socket: a restart cuts off every request.
+	if c.StartupProbe == nil || c.StartupProbe.HTTPGet == nil || c.StartupProbe.HTTPGet.Path != "/info" ||
+		c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/info" ||
+		c.LivenessProbe == nil || c.LivenessProbe.TCPSocket == nil || c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
+		t.Fatalf("probes or preStop: %+v", c)
 	}
 	if _, err := kube.PolicyV1().PodDisruptionBudgets(ns).Get(context.Background(), "lorax-llama-3-8b", metav1.GetOptions{}); err != nil {
 		t.Fatal(err)
