@@ -398,7 +398,7 @@ func (m *modelCLI) statusCommand() *cobra.Command {
 			return printValue(cmd.OutOrStdout(), m.output, st, func(w io.Writer) error { return writeStatus(w, st) })
 		},
 	}
-	cmd.Flags().BoolVar(&snapshot, "snapshot", false, "print the last evaluation's input (JSON), for `llmscaler explain`")
+	cmd.Flags().BoolVar(&snapshot, "snapshot", false, "print the last evaluation's input (JSON), for llmscaler explain")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "follow the action under way until it ends, showing progress")
 	return cmd
 }
