@@ -49,13 +49,27 @@ func (p *Provider) Describe(ctx context.Context, name string) (nodegroup.Group, 
 		return nodegroup.Group{}, cloudapi.Errorf(cloudapi.NotFound, "Auto Scaling group %q not found", name)
 	}
 	asg := out.AutoScalingGroups[0]
+	// Sizes here are instances. A group that counts its capacity in vCPUs or memory, or weighs its instance
+	// types, would take "3" as three units: refused, with what to change.
+	if t := aws.ToString(asg.DesiredCapacityType); t != "" && t != "units" {
+		return nodegroup.Group{}, cloudapi.Errorf(cloudapi.Invalid, "Auto Scaling group %s counts its desired capacity in %s: llmscaler sets it in instances (use units)", name, t)
+	}
+	if m := asg.MixedInstancesPolicy; m != nil && m.LaunchTemplate != nil {
+		for _, o := range m.LaunchTemplate.Overrides {
+			if w := aws.ToString(o.WeightedCapacity); w != "" && w != "1" {
+				return nodegroup.Group{}, cloudapi.Errorf(cloudapi.Invalid, "Auto Scaling group %s weighs instance type %s at %s: llmscaler counts instances (drop the weights)",
+					name, aws.ToString(o.InstanceType), w)
+			}
+		}
+	}
 	g := nodegroup.Group{
 		Name: aws.ToString(asg.AutoScalingGroupName), Min: aws.ToInt32(asg.MinSize), Max: aws.ToInt32(asg.MaxSize),
 		Desired: aws.ToInt32(asg.DesiredCapacity),
 	}
 	for _, in := range asg.Instances {
 		switch in.LifecycleState {
-		case types.LifecycleStateTerminated, types.LifecycleStateTerminating, types.LifecycleStateTerminatingWait, types.LifecycleStateTerminatingProceed:
+		case types.LifecycleStateTerminated, types.LifecycleStateTerminating, types.LifecycleStateTerminatingWait, types.LifecycleStateTerminatingProceed,
+			types.LifecycleStateTerminatingRetained:
 			continue // on its way out: no longer part of the group's capacity
 		}
 		if g.InstanceType == "" {
@@ -130,6 +144,13 @@ func (p *Provider) TerminateInstance(ctx context.Context, name, instanceID strin
 			return nil // terminated meanwhile
 		case strings.Contains(e.Message, "min size"):
 			e.Kind = cloudapi.OutOfBounds
+		}
+	}
+	// The SDK retries a call whose answer was lost (a reset, a 5xx) without asking whether the first one
+	// landed: an instance the group no longer holds, or holds on its way out, was terminated by it.
+	if g, derr := p.Describe(ctx, name); derr == nil {
+		if _, still := g.Instance(instanceID); !still {
+			return nil
 		}
 	}
 	return fmt.Errorf("terminating instance %s of %s: %w", instanceID, name, ce)

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/smithy-go"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/llmscaler/llmscaler/cloudapi"
@@ -136,5 +138,74 @@ func TestThrottlingIsRetriedByTheSDKAndClassified(t *testing.T) {
 	emu.ClearFaults("")
 	if _, err := p.Describe(context.Background(), "g"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// scriptedAPI answers with a group the test sets, and a termination whose answer is lost after it landed.
+type scriptedAPI struct {
+	group      types.AutoScalingGroup
+	terminated bool
+}
+
+func (s *scriptedAPI) DescribeAutoScalingGroups(context.Context, *autoscaling.DescribeAutoScalingGroupsInput, ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error) {
+	g := s.group
+	if s.terminated {
+		g.Instances = []types.Instance{{InstanceId: aws.String("i-1"), LifecycleState: types.LifecycleStateTerminatingWait}}
+	}
+	return &autoscaling.DescribeAutoScalingGroupsOutput{AutoScalingGroups: []types.AutoScalingGroup{g}}, nil
+}
+
+func (s *scriptedAPI) DescribeScalingActivities(context.Context, *autoscaling.DescribeScalingActivitiesInput, ...func(*autoscaling.Options)) (*autoscaling.DescribeScalingActivitiesOutput, error) {
+	return &autoscaling.DescribeScalingActivitiesOutput{}, nil
+}
+
+func (s *scriptedAPI) SetDesiredCapacity(context.Context, *autoscaling.SetDesiredCapacityInput, ...func(*autoscaling.Options)) (*autoscaling.SetDesiredCapacityOutput, error) {
+	return &autoscaling.SetDesiredCapacityOutput{}, nil
+}
+
+// TerminateInstanceInAutoScalingGroup lands, and its answer is an error (a lost response the SDK re-sent).
+func (s *scriptedAPI) TerminateInstanceInAutoScalingGroup(context.Context, *autoscaling.TerminateInstanceInAutoScalingGroupInput, ...func(*autoscaling.Options)) (*autoscaling.TerminateInstanceInAutoScalingGroupOutput, error) {
+	s.terminated = true
+	return nil, &smithy.GenericAPIError{Code: "InternalFailure", Message: "We encountered an internal error."}
+}
+
+func group(mutate func(*types.AutoScalingGroup)) types.AutoScalingGroup {
+	g := types.AutoScalingGroup{AutoScalingGroupName: aws.String("gpu"), MinSize: aws.Int32(0), MaxSize: aws.Int32(4), DesiredCapacity: aws.Int32(1),
+		Instances: []types.Instance{{InstanceId: aws.String("i-1"), LifecycleState: types.LifecycleStateInService}}}
+	if mutate != nil {
+		mutate(&g)
+	}
+	return g
+}
+
+// Sizes are instances: a group that counts capacity in vCPUs or weighs its instance types is refused, by
+// name, rather than sized three units for three nodes.
+func TestAGroupThatDoesNotCountInstancesIsRefused(t *testing.T) {
+	for _, c := range []struct {
+		mutate func(*types.AutoScalingGroup)
+		want   string
+	}{
+		{func(g *types.AutoScalingGroup) { g.DesiredCapacityType = aws.String("vcpu") }, "counts its desired capacity in vcpu"},
+		{func(g *types.AutoScalingGroup) {
+			g.MixedInstancesPolicy = &types.MixedInstancesPolicy{LaunchTemplate: &types.LaunchTemplate{Overrides: []types.LaunchTemplateOverrides{
+				{InstanceType: aws.String("g5.xlarge"), WeightedCapacity: aws.String("1")}, {InstanceType: aws.String("g5.2xlarge"), WeightedCapacity: aws.String("2")}}}}
+		}, "weighs instance type g5.2xlarge at 2"},
+	} {
+		_, err := awsasg.New(&scriptedAPI{group: group(c.mutate)}).Describe(context.Background(), "gpu")
+		if err == nil || !strings.Contains(err.Error(), c.want) || cloudapi.KindOf(err) != cloudapi.Invalid {
+			t.Errorf("%s: %v", c.want, err)
+		}
+	}
+	if _, err := awsasg.New(&scriptedAPI{group: group(func(g *types.AutoScalingGroup) { g.DesiredCapacityType = aws.String("units") })}).Describe(context.Background(), "gpu"); err != nil {
+		t.Errorf("units: %v", err)
+	}
+}
+
+// A termination that landed but answered with an error (the SDK re-sends a call whose answer was lost) is
+// done once the group holds the instance no more, or holds it on its way out.
+func TestATerminationThatLandedIsDoneWhateverItAnswered(t *testing.T) {
+	api := &scriptedAPI{group: group(nil)}
+	if err := awsasg.New(api).TerminateInstance(context.Background(), "gpu", "i-1"); err != nil || !api.terminated {
+		t.Fatalf("terminated %v: %v", api.terminated, err)
 	}
 }
