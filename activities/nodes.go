@@ -42,11 +42,15 @@ func (n *Nodes) SetGroupSize(ctx context.Context, in SetGroupSizeInput) (SetGrou
 	if err != nil {
 		return SetGroupSizeResult{}, cloudError("describing node group "+in.Group.Group, err)
 	}
-	if g.Desired == in.Size {
+	size := in.Size
+	if in.NotBelowLive {
+		size = max(size, int32(len(g.Instances)))
+	}
+	if g.Desired == size {
 		return SetGroupSizeResult{Previous: g.Desired}, nil
 	}
-	if err := p.SetDesiredSize(ctx, in.Group.Group, in.Size); err != nil {
-		return SetGroupSizeResult{}, cloudError(fmt.Sprintf("setting the size of node group %s to %d", in.Group.Group, in.Size), err)
+	if err := p.SetDesiredSize(ctx, in.Group.Group, size); err != nil {
+		return SetGroupSizeResult{}, cloudError(fmt.Sprintf("setting the size of node group %s to %d", in.Group.Group, size), err)
 	}
 	return SetGroupSizeResult{Previous: g.Desired}, nil
 }

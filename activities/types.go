@@ -59,6 +59,10 @@ type NodeRef struct {
 type SetGroupSizeInput struct {
 	Group NodeGroupRef `json:"group"`
 	Size  int32        `json:"size"`
+	// NotBelowLive keeps the size at least the instances the group holds (those not on their way out): a
+	// size below them lets the group pick which to terminate, without a drain, perhaps a serving node. For
+	// a compensation, which means to drop the launches that never happened, not an instance that did.
+	NotBelowLive bool `json:"notBelowLive,omitempty"`
 }
 
 // SetGroupSizeResult reports the size before.

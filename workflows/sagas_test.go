@@ -126,7 +126,7 @@ func TestScaleOutCompensationKeepsWhatItCouldNotRemoveInTheGroupsSize(t *testing
 		return nil
 	})
 	// i-1 serves, i-2 is there (not the saga's), i-4 could not be removed: three instances.
-	env.OnActivity(nodes.SetGroupSize, mock.Anything, activities.SetGroupSizeInput{Group: model.Group, Size: 3}).Return(activities.SetGroupSizeResult{Previous: 4}, nil).Once()
+	env.OnActivity(nodes.SetGroupSize, mock.Anything, activities.SetGroupSizeInput{Group: model.Group, Size: 3, NotBelowLive: true}).Return(activities.SetGroupSizeResult{Previous: 4}, nil).Once()
 
 	env.ExecuteWorkflow(workflows.ScaleOutWorkflowName, scaleOutInput())
 	err := env.GetWorkflowError()

@@ -370,7 +370,7 @@ func (s *scaleOut) compensateNodes(ctx workflow.Context, err error, result *Scal
 	restored := false
 	if workflow.GetVersion(ctx, "restore-group-size", workflow.DefaultVersion, 1) >= 1 {
 		restored = restore(ctx, fmt.Sprintf("set %s back to %d node(s)", m.Group.Group, size), nodesActs.SetGroupSize,
-			activities.SetGroupSizeInput{Group: m.Group, Size: size})
+			activities.SetGroupSizeInput{Group: m.Group, Size: size, NotBelowLive: true})
 	}
 	// A failed workflow returns no result: the error itself says what the compensation did.
 	msg := what + "; removed again: " + strings.Join(ids, ", ")
