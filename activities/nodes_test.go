@@ -3,6 +3,7 @@ package activities_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -20,12 +21,18 @@ import (
 	"github.com/llmscaler/llmscaler/nodegroup"
 )
 
-// fixedGroup is a node provider whose group is whatever the test says.
-type fixedGroup struct{ group nodegroup.Group }
+// fixedGroup is a node provider whose group is whatever the test says; it records the sizes asked for.
+type fixedGroup struct {
+	group nodegroup.Group
+	sized []int32
+}
 
 func (f *fixedGroup) Describe(context.Context, string) (nodegroup.Group, error) { return f.group, nil }
-func (f *fixedGroup) SetDesiredSize(context.Context, string, int32) error       { return nil }
 func (f *fixedGroup) TerminateInstance(context.Context, string, string) error   { return nil }
+func (f *fixedGroup) SetDesiredSize(_ context.Context, _ string, n int32) error {
+	f.sized = append(f.sized, n)
+	return nil
+}
 
 // gpuNode is a Node of instance id, created at created, Ready with a GPU allocatable or not.
 func gpuNode(id string, created time.Time, serving bool) *corev1.Node {
@@ -121,5 +128,25 @@ func TestANodeWaitGivesUpOnLaunchesThatGoOnFailingNotOnOne(t *testing.T) {
 		Status: "Failed", Message: capacity, Start: time.Now().Add(-5 * time.Second)}}}
 	if _, err := waitNodes(t, recent, in); err == nil || !strings.Contains(err.Error(), activities.ErrNodesNotReady) {
 		t.Fatalf("a failure 5 s old: error %v, want the wait to run to its deadline", err)
+	}
+}
+
+// A compensation's size never goes below the instances the group holds: below them the group picks which
+// to terminate, without a drain (an instance it launched after the wait's last look, or a serving node).
+func TestACompensationsSizeKeepsTheInstancesTheGroupHolds(t *testing.T) {
+	g := &fixedGroup{group: nodegroup.Group{Name: "gpu", Desired: 4, Instances: []nodegroup.Instance{{ID: "i-1"}, {ID: "i-2"}, {ID: "i-3"}}}}
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	n := &activities.Nodes{Kube: fake.NewClientset(), Providers: activities.Providers{"test": g}}
+	env.RegisterActivity(n)
+	ref := activities.NodeGroupRef{Provider: "test", Group: "gpu"}
+	if _, err := env.ExecuteActivity(n.SetGroupSize, activities.SetGroupSizeInput{Group: ref, Size: 2, NotBelowLive: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.ExecuteActivity(n.SetGroupSize, activities.SetGroupSizeInput{Group: ref, Size: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(g.sized) != "[3 2]" {
+		t.Fatalf("sizes asked for %v, want 3 (the instances held) then 2 (no floor asked)", g.sized)
 	}
 }
