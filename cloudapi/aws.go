@@ -26,6 +26,10 @@ func FromAWS(err error) error {
 	case code == "ValidationError" || code == "InvalidTarget" || code == "InvalidParameterValue" || code == "InvalidConfigurationRequest" ||
 		strings.HasPrefix(code, "Invalid") || code == "AccessDenied" || code == "UnauthorizedOperation":
 		kind = Invalid
+	case strings.HasPrefix(code, "TooMany") || code == "LimitExceeded":
+		// A quota (TooManyTargets, TooManyRegistrationsForTargetId, an Auto Scaling LimitExceeded): retrying
+		// does not raise it.
+		kind = Invalid
 	default:
 		return &Error{Code: code, Message: api.ErrorMessage(), Err: err} // kept retryable: 5xx, contention
 	}
