@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -72,7 +73,12 @@ func (l LoadBalancer) Register(ctx context.Context, cfg traffic.Config, targets 
 		return err
 	}
 	if _, err := l.API.RegisterTargets(ctx, &elb.RegisterTargetsInput{TargetGroupArn: aws.String(cfg.TargetGroupARN), Targets: descs}); err != nil {
-		return fmt.Errorf("registering %d target(s) in %s: %w", len(descs), cfg.TargetGroupARN, cloudapi.FromAWS(err))
+		ce := cloudapi.FromAWS(err)
+		if e, ok := ce.(*cloudapi.Error); ok && e.Code == "InvalidTarget" && strings.Contains(e.Message, "not in a running state") {
+			// An instance still starting (or stopping) refuses the whole batch for now: retried, not refused.
+			e.Kind = ""
+		}
+		return fmt.Errorf("registering %d target(s) in %s: %w", len(descs), cfg.TargetGroupARN, ce)
 	}
 	return nil
 }
@@ -84,6 +90,11 @@ func (l LoadBalancer) Serving(ctx context.Context, cfg traffic.Config, targets [
 		return nil, err
 	}
 	out, err := l.API.DescribeTargetHealth(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: aws.String(cfg.TargetGroupARN), Targets: descs})
+	if e, ok := cloudapi.FromAWS(err).(*cloudapi.Error); ok && e.Code == "InvalidTarget" {
+		// One target that no longer exists (an instance interrupted) makes AWS refuse the whole question:
+		// ask for the group's targets instead, and whatever of ours is missing there is not serving.
+		out, err = l.API.DescribeTargetHealth(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: aws.String(cfg.TargetGroupARN)})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading target health in %s: %w", cfg.TargetGroupARN, cloudapi.FromAWS(err))
 	}

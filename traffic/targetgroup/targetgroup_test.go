@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	"github.com/aws/smithy-go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -75,5 +77,47 @@ func TestRegisterWaitHealthyDeregister(t *testing.T) {
 	}
 	if err := lb.Register(ctx, tc, []traffic.Target{{Pod: "d"}}); cloudapi.KindOf(err) != cloudapi.Invalid {
 		t.Fatalf("a pod without an IP: %v, want Invalid", err)
+	}
+}
+
+// scriptedELB answers as AWS does in instance mode for an instance that is gone (the question for named
+// targets refused with InvalidTarget) and for one not running yet (registration refused for now).
+type scriptedELB struct {
+	targetgroup.API
+	asked [][]string
+}
+
+func (s *scriptedELB) DescribeTargetHealth(_ context.Context, in *elb.DescribeTargetHealthInput, _ ...func(*elb.Options)) (*elb.DescribeTargetHealthOutput, error) {
+	var ids []string
+	for _, t := range in.Targets {
+		ids = append(ids, aws.ToString(t.Id))
+	}
+	s.asked = append(s.asked, ids)
+	if len(ids) > 0 {
+		return nil, &smithy.GenericAPIError{Code: "InvalidTarget", Message: "The following targets are not valid instances: i-gone"}
+	}
+	return &elb.DescribeTargetHealthOutput{TargetHealthDescriptions: []types.TargetHealthDescription{
+		{Target: &types.TargetDescription{Id: aws.String("i-ok"), Port: aws.Int32(8000)}, TargetHealth: &types.TargetHealth{State: types.TargetHealthStateEnumHealthy}},
+		{Target: &types.TargetDescription{Id: aws.String("i-other"), Port: aws.Int32(8000)}, TargetHealth: &types.TargetHealth{State: types.TargetHealthStateEnumHealthy}},
+	}}, nil
+}
+
+func (s *scriptedELB) RegisterTargets(context.Context, *elb.RegisterTargetsInput, ...func(*elb.Options)) (*elb.RegisterTargetsOutput, error) {
+	return nil, &smithy.GenericAPIError{Code: "InvalidTarget", Message: "The following targets are not in a running state and cannot be registered: 'i-new'"}
+}
+
+// In instance mode an instance that is gone makes AWS refuse the health of the named targets: the group's
+// is read instead and the missing one is not serving; an instance not running yet is retried, not refused.
+func TestInstanceTargetsThatAreGoneOrNotRunningYet(t *testing.T) {
+	api := &scriptedELB{}
+	lb := targetgroup.LoadBalancer{API: api}
+	cfg := traffic.Config{TargetGroupARN: "arn:tg", TargetType: "instance", Port: 8000}
+	serving, err := lb.Serving(context.Background(), cfg, []traffic.Target{{Pod: "a", InstanceID: "i-ok"}, {Pod: "b", InstanceID: "i-gone"}})
+	if err != nil || strings.Join(serving, ",") != "a" || len(api.asked) != 2 || len(api.asked[1]) != 0 {
+		t.Fatalf("serving %v (%v), asked %v: want a, from the group's targets after the refusal", serving, err, api.asked)
+	}
+	err = lb.Register(context.Background(), cfg, []traffic.Target{{Pod: "c", InstanceID: "i-new"}})
+	if err == nil || cloudapi.KindOf(err) == cloudapi.Invalid || !strings.Contains(err.Error(), "not in a running state") {
+		t.Fatalf("registering an instance not running yet: %v, want a retryable error", err)
 	}
 }
