@@ -91,7 +91,8 @@ func (c *Cluster) WaitPodsReady(ctx context.Context, in WaitPodsInput) (WaitPods
 	for {
 		targets, notReady, err := c.podTargets(ctx, in.Deployment, func(p *corev1.Pod) bool { return true })
 		if err != nil {
-			return WaitPodsResult{}, err
+			return WaitPodsResult{}, pastDeadline(in.Deadline, err, ErrPodsNotReady,
+				fmt.Sprintf("the pods of %s/%s could not be read", in.Deployment.Namespace, in.Deployment.Name))
 		}
 		activity.RecordHeartbeat(ctx, map[string]any{"ready": len(targets), "want": in.Replicas, "notReady": notReady})
 		if int32(len(targets)) >= in.Replicas {

@@ -58,10 +58,14 @@ func (n *Nodes) SetGroupSize(ctx context.Context, in SetGroupSizeInput) (SetGrou
 // WaitNodesReady waits until the group has in.Want nodes Ready with GPUs allocatable. Past the deadline it
 // fails with ErrNodesNotReady, naming the instances that are not serving (details: WaitNodesResult).
 func (n *Nodes) WaitNodesReady(ctx context.Context, in WaitNodesInput) (WaitNodesResult, error) {
+	var last WaitNodesResult // what the wait last saw, in this attempt or (from its heartbeat) an earlier one
+	if activity.HasHeartbeatDetails(ctx) {
+		_ = activity.GetHeartbeatDetails(ctx, &last)
+	}
 	for {
 		group, nodes, err := groupNodes(ctx, n.Kube, n.Providers, in.Group)
 		if err != nil {
-			return WaitNodesResult{}, err
+			return last, pastDeadline(in.Deadline, err, ErrNodesNotReady, "node group "+in.Group.Group+" could not be read", last)
 		}
 		var res WaitNodesResult
 		for _, gn := range nodes {
@@ -75,6 +79,7 @@ func (n *Nodes) WaitNodesReady(ctx context.Context, in WaitNodesInput) (WaitNode
 			}
 		}
 		activity.RecordHeartbeat(ctx, res)
+		last = res
 		if int32(len(res.Serving)) >= in.Want {
 			return res, nil
 		}
@@ -106,6 +111,17 @@ func (n *Nodes) WaitNodesReady(ctx context.Context, in WaitNodesInput) (WaitNode
 // worker's (a node created 0.5 s after the request showed 0.4 s before it). A node from before the
 // scale-out is far older, and one created within the slack cannot be serving pods yet.
 const creationSlack = 10 * time.Second
+
+// pastDeadline is a wait's read that failed (err) once its deadline has passed: the wait's own verdict, typ
+// with details, as at its deadline. Retried instead, the attempts would go on failing until the activity's
+// overall limit, whose failure carries the last attempt's error and nothing the saga can compensate from.
+// Before the deadline err is returned as it is.
+func pastDeadline(deadline time.Time, err error, typ, what string, details ...any) error {
+	if err == nil || !time.Now().After(deadline) {
+		return err
+	}
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s at the deadline: %v", what, err), typ, err, details...)
+}
 
 // nodeList names instances, with their Node's name where they have one.
 func nodeList(refs []NodeRef) string {

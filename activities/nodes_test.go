@@ -150,3 +150,34 @@ func TestACompensationsSizeKeepsTheInstancesTheGroupHolds(t *testing.T) {
 		t.Fatalf("sizes asked for %v, want 3 (the instances held) then 2 (no floor asked)", g.sized)
 	}
 }
+
+// failingGroup is a node group that cannot be read (a permission taken away, an API down).
+type failingGroup struct{ fixedGroup }
+
+func (f *failingGroup) Describe(context.Context, string) (nodegroup.Group, error) {
+	return nodegroup.Group{}, errors.New("AccessDenied: not authorized to perform autoscaling:DescribeAutoScalingGroups")
+}
+
+// A node wait that cannot read the group gives its own verdict at the deadline, with what it saw last (an
+// earlier attempt's heartbeat), so that the saga compensates from it; before the deadline the error is
+// retried. Retried past it, the attempts ended at the overall limit with the last error alone, and the
+// instances asked for were left running.
+func TestANodeWaitThatCannotReadGivesItsVerdictAtTheDeadline(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	n := &activities.Nodes{Kube: fake.NewClientset(), Providers: activities.Providers{"test": &failingGroup{}}, Poll: 10 * time.Millisecond}
+	env.RegisterActivity(n)
+	env.SetHeartbeatDetails(activities.WaitNodesResult{NotReady: []activities.NodeRef{{InstanceID: "i-new"}}})
+	in := activities.WaitNodesInput{Group: activities.NodeGroupRef{Provider: "test", Group: "gpu"}, Want: 2, Deadline: time.Now().Add(-time.Second)}
+	_, err := env.ExecuteActivity(n.WaitNodesReady, in)
+	var appErr *temporal.ApplicationError
+	var late activities.WaitNodesResult
+	if !errors.As(err, &appErr) || appErr.Type() != activities.ErrNodesNotReady || !appErr.NonRetryable() || appErr.Details(&late) != nil ||
+		len(late.NotReady) != 1 || late.NotReady[0].InstanceID != "i-new" {
+		t.Fatalf("past the deadline: %v (details %+v), want NodesNotReady with i-new not ready", err, late)
+	}
+	in.Deadline = time.Now().Add(time.Hour)
+	if _, err := env.ExecuteActivity(n.WaitNodesReady, in); err == nil || (errors.As(err, &appErr) && appErr.NonRetryable()) {
+		t.Fatalf("before the deadline: %v, want a retryable error", err)
+	}
+}

@@ -44,7 +44,7 @@ func (t *Traffic) WaitServing(ctx context.Context, in TrafficInput) ([]string, e
 	for {
 		serving, err := lb.Serving(ctx, in.Config, in.Targets)
 		if err != nil {
-			return nil, cloudError("", err)
+			return nil, pastDeadline(in.Deadline, cloudError("", err), ErrNotServing, "the targets' health could not be read")
 		}
 		activity.RecordHeartbeat(ctx, serving)
 		if len(serving) >= len(in.Targets) {

@@ -138,8 +138,8 @@ func TestScaleOutCompensationKeepsWhatItCouldNotRemoveInTheGroupsSize(t *testing
 	}
 }
 
-// A node wait whose attempts ran out of time (an API that kept failing, so it never reached its own
-// deadline's verdict) is compensated from its last heartbeat: the instances it saw not serving go again.
+// A node wait whose attempts outlasted their overall limit (an attempt hung past it, heartbeating) is
+// compensated from its last heartbeat: the instances it saw not serving go again.
 func TestScaleOutCompensatesANodeWaitThatRanOutOfTime(t *testing.T) {
 	env := newEnv(t)
 	late := activities.WaitNodesResult{NotReady: []activities.NodeRef{{Name: "n3", InstanceID: "i-3"}}}
@@ -624,5 +624,32 @@ func TestScaleInCancelledWhileTerminatingFinishesTheTermination(t *testing.T) {
 	}
 	if !back.uncordoned["n2"] || back.uncordoned["n1"] {
 		t.Fatalf("uncordoned %v: want n2 (not drained) back in service and n1 (terminated) not", back.uncordoned)
+	}
+}
+
+// Taking targets out of the load balancer waits out the target group's deregistration delay (300 s by
+// default), which a 2-minute drain timeout does not bound: the wait's limits leave room for the longest.
+func TestTheDeregistrationWaitOutlastsAShortDrainTimeout(t *testing.T) {
+	env := newEnv(t)
+	in := scaleInInput()
+	in.DrainTimeout = policy.Duration(2 * time.Minute)
+	env.OnActivity(nodes.CheckRemovable, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(cluster.PodTargets, mock.Anything, mock.Anything).Return([]traffic.Target{{Pod: "p1", IP: "10.0.0.1"}}, nil)
+	var room time.Duration
+	env.OnActivity(traf.DeregisterTargets, mock.Anything, mock.Anything).Return(func(ctx context.Context, _ activities.TrafficInput) error {
+		info := activity.GetInfo(ctx)
+		room = info.Deadline.Sub(info.StartedTime)
+		return nil
+	})
+	env.OnActivity(cluster.Cordon, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(cluster.DrainNode, mock.Anything, mock.Anything).Return(activities.DrainResult{Replicas: 2}, nil)
+	env.OnActivity(nodes.TerminateNode, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(cluster.ScaleDeployment, mock.Anything, mock.Anything).Return(activities.ScaleDeploymentResult{}, nil).Maybe()
+	env.ExecuteWorkflow(workflows.ScaleInWorkflowName, in)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if room < 300*time.Second {
+		t.Fatalf("the deregistration wait may take %s, less than a target group's default 300 s delay", room)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -61,7 +62,7 @@ func ScaleIn(ctx workflow.Context, in ScaleInInput) (ScaleResult, error) {
 			}
 			if len(targets) > 0 {
 				deregistered = targets
-				if err := workflow.ExecuteActivity(waiting(ctx, fmt.Sprintf("take %d pod(s) out of the load balancer", len(targets)), in.DrainTimeout.D()),
+				if err := workflow.ExecuteActivity(waiting(ctx, fmt.Sprintf("take %d pod(s) out of the load balancer", len(targets)), deregistrationLimit(in)),
 					trafficActs.DeregisterTargets, activities.TrafficInput{Mode: m.LoadBalancer.Mode, Config: m.LoadBalancer.Config, Targets: targets}).Get(ctx, nil); err != nil {
 					return undo(err)
 				}
@@ -196,7 +197,7 @@ func takeOutOfService(ctx workflow.Context, in ScaleInInput, v policy.Victim, re
 			return outOfService{err: err}
 		}
 		if len(o.targets) > 0 {
-			err := workflow.ExecuteActivity(waiting(ctx, fmt.Sprintf("take %d target(s) on %s out of the load balancer", len(o.targets), v.Node), in.DrainTimeout.D()),
+			err := workflow.ExecuteActivity(waiting(ctx, fmt.Sprintf("take %d target(s) on %s out of the load balancer", len(o.targets), v.Node), deregistrationLimit(in)),
 				trafficActs.DeregisterTargets, activities.TrafficInput{Mode: m.LoadBalancer.Mode, Config: m.LoadBalancer.Config, Targets: o.targets}).Get(ctx, nil)
 			if err != nil {
 				restoreNode(ctx, m, v.Node, replicas, o.targets)
@@ -279,6 +280,16 @@ func registerAgain(ctx workflow.Context, m ModelRef, deregistered []traffic.Targ
 	}
 	restore(ctx, fmt.Sprintf("register %d target(s) %s again", len(still), where), trafficActs.RegisterTargets,
 		activities.TrafficInput{Mode: m.LoadBalancer.Mode, Config: m.LoadBalancer.Config, Targets: still})
+}
+
+// maxDeregistrationDelay is the longest deregistration delay a target group can have (ELBv2's 3600 s).
+const maxDeregistrationDelay = time.Hour
+
+// deregistrationLimit is how long taking targets out of the load balancer may take: its wait is the
+// target group's deregistration delay (300 s by default), which the drain timeout does not bound; limited
+// to the drain timeout, a 2-minute one ended every such wait (and the scale-in) before its delay.
+func deregistrationLimit(in ScaleInInput) time.Duration {
+	return max(in.DrainTimeout.D(), maxDeregistrationDelay)
 }
 
 func isType(err error, typ string) bool {

@@ -39,9 +39,10 @@ func quick(ctx workflow.Context, summary string) workflow.Context {
 
 // waiting is the options of a heartbeating wait with its own deadline: a lost worker is noticed within the
 // heartbeat timeout and the wait resumes on another attempt, up to the deadline. The wait fails with its
-// own typed error at the deadline; an error that keeps it from reading anything (a permission taken away,
-// an API down) would retry it for ever, holding the saga and the autoscaler's continue-as-new: all attempts
-// together end a little after the deadline (waitOverrun), with a timeout that carries the last heartbeat.
+// own typed error at the deadline, also when it cannot read what it waits for then (a permission taken
+// away, an API down: see activities' pastDeadline); all attempts together end a little after the deadline
+// (waitOverrun) in any case, so that nothing retries for ever, holding the saga and the autoscaler's
+// continue-as-new.
 func waiting(ctx workflow.Context, summary string, deadline time.Duration) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    deadline + time.Minute,
@@ -173,14 +174,13 @@ func (s *scaleOut) overlappingWaves(ctx workflow.Context, result *ScaleResult) e
 	return cmp.Or(failed, serveFailed)
 }
 
-// givePodsBack answers pods that never became Ready (err ErrPodsNotReady, or a wait whose attempts ran out
-// of time) by setting the Deployment back to
+// givePodsBack answers pods that never became Ready (err ErrPodsNotReady, also when their wait could not
+// read them at its deadline) by setting the Deployment back to
 // what served (its count before the saga, or the largest wave that went on to serve): replicas that cannot
 // start only hold GPUs and confuse the next evaluation, and pods that serve stay. It returns err (nil:
 // nothing to do).
 func (s *scaleOut) givePodsBack(ctx workflow.Context, err error, served ScaleResult) error {
-	var timeout *temporal.TimeoutError
-	if isType(err, activities.ErrPodsNotReady) || errors.As(err, &timeout) {
+	if isType(err, activities.ErrPodsNotReady) {
 		m := s.in.Model
 		back := max(s.in.FromReplicas, served.Replicas)
 		restore(ctx, fmt.Sprintf("scale %s back to %d replicas (pods not Ready)", m.Deployment.Name, back),
@@ -344,8 +344,9 @@ func (s *scaleOut) compensateNodes(ctx workflow.Context, err error, result *Scal
 		typ, what = appErr.Type(), appErr.Message()
 		_ = appErr.Details(&late)
 	case errors.As(err, &timeout) && timeout.HasLastHeartbeatDetails():
-		// The wait's attempts ran out of time without reaching its deadline's verdict (an API kept failing):
-		// its last heartbeat says which instances it saw not serving.
+		// The wait's attempts outlasted their overall limit without its deadline's verdict (an attempt hung
+		// past it; one whose reads fail gives the verdict itself at the deadline): its last heartbeat says
+		// which instances it saw not serving.
 		typ, what = activities.ErrNodesNotReady, "the wait for the nodes gave up: "+errorText(err)
 		_ = timeout.LastHeartbeatDetails(&late)
 	default:
