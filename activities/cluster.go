@@ -29,6 +29,14 @@ import (
 // AnnotationDeletionCost is the ReplicaSet controller's pod-deletion-cost: lower goes first on scale-down.
 const AnnotationDeletionCost = "controller.kubernetes.io/pod-deletion-cost"
 
+// AnnotationEvictedBy marks a replica a drain is about to evict, with the drain's mark (drainMark).
+const AnnotationEvictedBy = "llmscaler.dev/evicted-by"
+
+// drainMark names one drain of a node in one saga run, the same on every attempt of its activity.
+func drainMark(ctx context.Context, node string) string {
+	return activity.GetInfo(ctx).WorkflowExecution.RunID + "/" + node
+}
+
 // Cluster scales Deployments and cordons and drains nodes.
 type Cluster struct {
 	Kube kubernetes.Interface
@@ -271,22 +279,27 @@ func (c *Cluster) DrainNode(ctx context.Context, in DrainInput) (DrainResult, er
 		activity.RecordHeartbeat(ctx, progress)
 	}
 	replicas := func() int32 { return max(in.FromReplicas-int32(len(evicted)), 0) }
-	// A retry: a later attempt, or one that resumes an attempt's heartbeat (the first is never throttled).
-	retried := activity.GetInfo(ctx).Attempt > 1 || activity.HasHeartbeatDetails(ctx)
+	// The drain marks each replica before it evicts it: a retry whose predecessor's last heartbeat was lost
+	// (they are throttled, and a worker that dies loses the last one) counts the replicas terminating with
+	// this drain's mark, and no other (one a kubelet, a preemption or an earlier scale-in is removing was
+	// replaced by its ReplicaSet, or counted, already).
+	mark := drainMark(ctx, in.Node)
 	for i := range pods {
 		p := pods[i]
 		if evicted[p.Name] {
 			continue
 		}
 		if p.DeletionTimestamp != nil {
-			// On its way out. On a retry, a replica terminating on this cordoned node was evicted by an
-			// earlier attempt whose heartbeat was lost (they are throttled, and a worker that dies loses the
-			// last one), and counts. On a first attempt it is not this drain's (an earlier scale-in's pod
-			// removal, already counted in the Deployment's replicas).
-			if retried && isReplica(&p) {
+			if isReplica(&p) && p.Annotations[AnnotationEvictedBy] == mark {
 				noteEvicted(&p)
 			}
 			continue
+		}
+		if isReplica(&p) {
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, AnnotationEvictedBy, mark)
+			if _, err := c.Kube.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return DrainResult{Evicted: progress.Evicted}, fmt.Errorf("marking pod %s/%s for eviction: %w", p.Namespace, p.Name, err)
+			}
 		}
 		if err := c.evict(ctx, helper, gv, p, in, &progress); err != nil {
 			return DrainResult{Evicted: progress.Evicted}, err

@@ -238,31 +238,61 @@ func TestARetriedDrainWritesTheCountAnEarlierAttemptRecorded(t *testing.T) {
 }
 
 // A retry whose predecessor's last heartbeat was lost finds the replica it evicted still terminating on the
-// node, and counts it; a first attempt does not (a pod already terminating there is not its doing).
-func TestARetriedDrainCountsAReplicaItsPredecessorEvicted(t *testing.T) {
-	for _, retry := range []bool{true, false} {
-		t.Run(fmt.Sprintf("retry=%v", retry), func(t *testing.T) {
+// node, marked by it, and counts it; a replica terminating without this drain's mark (a kubelet's eviction,
+// an earlier scale-in's removal, another run's drain) was replaced or counted already, and is not.
+func TestARetriedDrainCountsTheReplicaItsPredecessorMarked(t *testing.T) {
+	for _, c := range []struct {
+		mark string
+		want int32
+	}{
+		{"default-test-run-id/n1", 1}, // the test environment's run, this node
+		{"", 2},
+		{"another-run/n1", 2},
+	} {
+		t.Run(fmt.Sprintf("mark=%q", c.mark), func(t *testing.T) {
 			terminating := modelPod("p2")
 			now := metav1.Now()
 			terminating.DeletionTimestamp, terminating.Finalizers = &now, []string{"example.com/slow"}
-			f := newDrainFixture(t, modelPod("p1"), terminating)
-			go func() {
-				time.Sleep(30 * time.Millisecond)
-				_ = f.kube.Tracker().Delete(corev1.SchemeGroupVersion.WithResource("pods"), "models", "p2")
-			}()
-			var resume any
-			want := int32(2)
-			if retry {
-				resume, want = map[string]any{"evicted": []string{}}, 1
+			if c.mark != "" {
+				terminating.Annotations = map[string]string{activities.AnnotationEvictedBy: c.mark}
 			}
-			r, err := f.drain(t, resume, nil)
+			f := newDrainFixture(t, modelPod("p1"), terminating)
+			// p2 finishes terminating once the drain has listed the pods and evicts p1.
+			f.kube.PrependReactor("create", "pods", func(a ktesting.Action) (bool, runtime.Object, error) {
+				if a.GetSubresource() == "eviction" {
+					_ = f.kube.Tracker().Delete(corev1.SchemeGroupVersion.WithResource("pods"), "models", "p2")
+				}
+				return false, nil, nil
+			})
+			r, err := f.drain(t, map[string]any{"evicted": []string{}}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := *f.scale.deployment().Spec.Replicas; got != want || r.Replicas != want {
-				t.Fatalf("replicas %d (result %d), want %d", got, r.Replicas, want)
+			if got := *f.scale.deployment().Spec.Replicas; got != c.want || r.Replicas != c.want {
+				t.Fatalf("replicas %d (result %d), want %d", got, r.Replicas, c.want)
 			}
 		})
+	}
+}
+
+// The drain marks each replica before it evicts it, so that a retry can tell its own evictions.
+func TestADrainMarksEachReplicaBeforeItEvictsIt(t *testing.T) {
+	f := newDrainFixture(t, modelPod("p1"))
+	var marked string
+	f.kube.PrependReactor("create", "pods", func(a ktesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() == "eviction" {
+			p, err := f.kube.Tracker().Get(corev1.SchemeGroupVersion.WithResource("pods"), "models", "p1")
+			if err == nil {
+				marked = p.(*corev1.Pod).Annotations[activities.AnnotationEvictedBy]
+			}
+		}
+		return false, nil, nil
+	})
+	if _, err := f.drain(t, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if marked != "default-test-run-id/n1" {
+		t.Fatalf("p1 was evicted marked %q, want this drain's mark", marked)
 	}
 }
 
