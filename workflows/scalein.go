@@ -50,7 +50,7 @@ func ScaleIn(ctx workflow.Context, in ScaleInInput) (ScaleResult, error) {
 		var deregistered []traffic.Target
 		undo := func(err error) (ScaleResult, error) {
 			if putBack {
-				registerAgain(ctx, m, deregistered, "pods kept")
+				registerAgain(ctx, m, deregistered, "of the scale-in")
 			}
 			return result, err
 		}
