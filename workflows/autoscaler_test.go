@@ -48,7 +48,8 @@ func steady(now time.Time) policy.Observation {
 	return o
 }
 
-func TestAutoscalerContinuesAsNewCarryingItsState(t *testing.T) {
+// steadyAutoscalerEnv is a test environment running the Autoscaler workflow on an observation of steady load.
+func steadyAutoscalerEnv() *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(workflows.Autoscaler, workflow.RegisterOptions{Name: workflows.AutoscalerWorkflowName})
@@ -58,6 +59,11 @@ func TestAutoscalerContinuesAsNewCarryingItsState(t *testing.T) {
 		func(_ context.Context, _ activities.ObserveInput) (policy.Observation, error) {
 			return steady(env.Now()), nil
 		})
+	return env
+}
+
+func TestAutoscalerContinuesAsNewCarryingItsState(t *testing.T) {
+	env := steadyAutoscalerEnv()
 
 	var rejected, accepted error
 	env.RegisterDelayedCallback(func() {
@@ -154,9 +160,7 @@ func TestStoppingTheAutoscalerLetsAScaleOutUnderWayFinish(t *testing.T) {
 		return d
 	})
 	defer restore()
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
-	env.RegisterWorkflowWithOptions(workflows.Autoscaler, workflow.RegisterOptions{Name: workflows.AutoscalerWorkflowName})
+	env := steadyAutoscalerEnv()
 	var started, cancelled bool
 	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.ScaleOutInput) (workflows.ScaleResult, error) {
 		started = true
@@ -164,12 +168,6 @@ func TestStoppingTheAutoscalerLetsAScaleOutUnderWayFinish(t *testing.T) {
 		cancelled = temporal.IsCanceledError(err)
 		return workflows.ScaleResult{}, err
 	}, workflow.RegisterOptions{Name: workflows.ScaleOutWorkflowName})
-	env.RegisterActivity(&activities.Observer{})
-	var o *activities.Observer
-	env.OnActivity(o.Observe, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, _ activities.ObserveInput) (policy.Observation, error) {
-			return steady(env.Now()), nil
-		})
 	env.RegisterDelayedCallback(env.CancelWorkflow, 40*time.Second)
 	env.ExecuteWorkflow(workflows.AutoscalerWorkflowName, workflows.AutoscalerInput{Spec: testSpec()})
 	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "canceled") {
@@ -244,15 +242,7 @@ func TestADrainQueuedWhileObservationsFailWaitsForTheTicks(t *testing.T) {
 // spec whose bounds the operator's would invert is refused, and a Demand metric's target (its concurrency
 // x targetUtilization, from the spec) cannot be set as a number.
 func TestOverridesAndBoundsCannotContradictEachOther(t *testing.T) {
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
-	env.RegisterWorkflowWithOptions(workflows.Autoscaler, workflow.RegisterOptions{Name: workflows.AutoscalerWorkflowName})
-	env.RegisterActivity(&activities.Observer{})
-	var o *activities.Observer
-	env.OnActivity(o.Observe, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, _ activities.ObserveInput) (policy.Observation, error) {
-			return steady(env.Now()), nil
-		})
+	env := steadyAutoscalerEnv()
 	spec := testSpec()
 	concurrency := 16.0
 	spec.Spec.Metrics = append(spec.Spec.Metrics, policy.MetricSpec{Type: policy.DemandMetric, Demand: &policy.DemandSource{
