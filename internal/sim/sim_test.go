@@ -933,3 +933,14 @@ func TestTheGatewayRetriesARefusedRequestWhenAReplicaHasRoom(t *testing.T) {
 		t.Fatalf("%d of %d requests never reached a replica", r.Unserved, r.Requests)
 	}
 }
+
+// An oracle that misses the SLO is named in a warning: its node-hours are then a floor, not the SLO's cost.
+func TestAnOracleShortOfTheSLOIsWarnedOf(t *testing.T) {
+	a := DefaultAssumptions()
+	if w := oracleShort(Result{SLOAttainment: 0.995}, a); w != nil {
+		t.Errorf("at 99.5%%: %v", w)
+	}
+	if w := oracleShort(Result{SLOAttainment: 0.9794}, a); len(w) != 1 || !strings.Contains(w[0], "oracle met 97.94%, short of the 99.00% target") {
+		t.Errorf("at 97.94%%: %v", w)
+	}
+}
