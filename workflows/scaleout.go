@@ -338,7 +338,7 @@ func (s *scaleOut) compensateNodes(ctx workflow.Context, err error, result *Scal
 	var late activities.WaitNodesResult
 	var appErr *temporal.ApplicationError
 	var timeout *temporal.TimeoutError
-	typ, what := "", err.Error()
+	var typ, what string // the failure's type and words, as the wait gave them
 	switch {
 	case errors.As(err, &appErr) && (appErr.Type() == activities.ErrNodesNotReady || appErr.Type() == activities.ErrCapacityUnavailable || appErr.Type() == activities.ErrLaunchFailed):
 		typ, what = appErr.Type(), appErr.Message()
