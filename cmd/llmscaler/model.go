@@ -96,11 +96,19 @@ func (m *modelCLI) session(cmd *cobra.Command, arg string) (c client.Client, id 
 	if id, err = m.workflowID(arg); err != nil {
 		return nil, "", nil, nil, err
 	}
-	if c, _, err = m.dial(); err != nil {
-		return nil, "", nil, nil, err
+	c, _, ctx, done, err = m.connect(cmd)
+	return c, id, ctx, done, err
+}
+
+// connect dials Temporal for a command: the client, the worker config it was dialled with, and a context
+// bounded by --timeout; done closes the client and the context.
+func (m *modelCLI) connect(cmd *cobra.Command) (client.Client, config.WorkerConfig, context.Context, func(), error) {
+	c, cfg, err := m.dial()
+	if err != nil {
+		return nil, cfg, nil, nil, err
 	}
 	ctx, cancel := m.ctx(cmd)
-	return c, id, ctx, func() { cancel(); c.Close() }, nil
+	return c, cfg, ctx, func() { cancel(); c.Close() }, nil
 }
 
 // sendUpdate sends an update (with req as its argument, if any) to the workflow and decodes its result
@@ -162,13 +170,11 @@ func (m *modelCLI) completeModels(cmd *cobra.Command, args []string, _ string) (
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	c, _, err := m.dial()
+	c, _, ctx, done, err := m.connect(cmd)
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveError
 	}
-	defer c.Close()
-	ctx, cancel := m.ctx(cmd)
-	defer cancel()
+	defer done()
 	rows, err := listModels(ctx, c)
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveError
@@ -198,13 +204,11 @@ one Update-With-Start call, so running it twice is safe.`,
 			if err != nil {
 				return err
 			}
-			c, cfg, err := m.dial()
+			c, cfg, ctx, done, err := m.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := m.ctx(cmd)
-			defer cancel()
+			defer done()
 			op := c.NewWithStartWorkflowOperation(workflows.StartOptions(spec, cfg.Temporal.TaskQueue), workflows.AutoscalerWorkflowName,
 				workflows.AutoscalerInput{Spec: spec})
 			h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
@@ -305,13 +309,11 @@ func (m *modelCLI) listCommand() *cobra.Command {
 		Short: "List the running autoscalers (from their search attributes)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := m.dial()
+			c, _, ctx, done, err := m.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := m.ctx(cmd)
-			defer cancel()
+			defer done()
 			rows, err := listModels(ctx, c)
 			if err != nil {
 				return fmt.Errorf("listing autoscalers: %w", err)
@@ -339,13 +341,11 @@ func ago(t time.Time) string {
 }
 
 func (m *modelCLI) query(cmd *cobra.Command, id, name string, out any, args ...any) error {
-	c, _, err := m.dial()
+	c, _, ctx, done, err := m.connect(cmd)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	ctx, cancel := m.ctx(cmd)
-	defer cancel()
+	defer done()
 	v, err := c.QueryWorkflow(ctx, id, "", name, args...)
 	if err != nil {
 		return explain(id, err)
