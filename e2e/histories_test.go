@@ -64,6 +64,9 @@ func (e *env) exportActions(prefix string) {
 	e.exportHistory(e.spec.WorkflowID(), prefix+"-autoscaler")
 	for _, a := range e.status().Actions {
 		kind := a.WorkflowID[strings.LastIndex(a.WorkflowID[:strings.LastIndex(a.WorkflowID, "/")], "/")+1:]
+		if i := strings.LastIndex(kind, "-"); i > strings.LastIndex(kind, "/") {
+			kind = kind[:i] // "scale-out/3-1a2b3c4d": the file is named by the kind and number, not the run
+		}
 		e.exportHistory(a.WorkflowID, prefix+"-"+strings.ReplaceAll(kind, "/", "-")+"-"+a.Result)
 	}
 }

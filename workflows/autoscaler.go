@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -518,7 +519,7 @@ func (a *autoscaler) startDrain(ctx workflow.Context, spec config.ModelSpec, req
 func (a *autoscaler) startChild(ctx workflow.Context, kind policy.ActionKind, label, summary string, d policy.Decision, wf string, input any, target, targetNodes int32, manual bool) {
 	now := workflow.Now(ctx)
 	a.c.ActionSeq++
-	id := fmt.Sprintf("%s/%s/%d", a.workflowID(), label, a.c.ActionSeq)
+	id := a.actionID(ctx, label)
 	parent := ctx
 	if kind == policy.ScaleOut && workflow.GetVersion(ctx, "scale-out-outlives-stop", workflow.DefaultVersion, 1) >= 1 {
 		// Stopping the autoscaler cancels its context, and every child started from it with it: a scale-out
@@ -553,6 +554,20 @@ func (a *autoscaler) startChild(ctx workflow.Context, kind policy.ActionKind, la
 	}
 	a.c.Policy.RecordScale(d.CurrentReplicas, target, now)
 	a.c.LastScale = now
+}
+
+// actionID names a saga's workflow: the autoscaler's, the saga's kind and its number. The number counts from
+// 1 again when a model's autoscaler is stopped and started, while a scale-out of the one stopped may still
+// run (it outlives the stop): the first run of the autoscaler's chain (kept through continue-as-new) makes
+// the name its own. Runs older than the marker named sagas by their number only.
+func (a *autoscaler) actionID(ctx workflow.Context, label string) string {
+	if workflow.GetVersion(ctx, "action-ids-name-the-run", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return fmt.Sprintf("%s/%s/%d", a.workflowID(), label, a.c.ActionSeq)
+	}
+	info := workflow.GetInfo(ctx)
+	run := cmp.Or(info.FirstRunID, info.WorkflowExecution.RunID) // the test environment leaves FirstRunID empty
+	// The run ID's end: the server's are UUIDv7, whose first digits are the time, alike for minutes.
+	return fmt.Sprintf("%s/%s/%d-%s", a.workflowID(), label, a.c.ActionSeq, run[max(len(run)-8, 0):])
 }
 
 func (a *autoscaler) backoff(kind policy.ActionKind) *Backoff {
