@@ -3,8 +3,6 @@ package activities
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -42,26 +40,20 @@ func (t *Traffic) WaitServing(ctx context.Context, in TrafficInput) ([]string, e
 		return nil, err
 	}
 	for {
-		serving, err := lb.Serving(ctx, in.Config, in.Targets)
+		health, err := lb.Serving(ctx, in.Config, in.Targets)
 		if err != nil {
 			return nil, pastDeadline(in.Deadline, cloudError("", err), ErrNotServing, "the targets' health could not be read")
 		}
-		activity.RecordHeartbeat(ctx, serving)
-		if len(serving) >= len(in.Targets) {
-			return serving, nil
+		activity.RecordHeartbeat(ctx, health.Serving)
+		if len(health.Serving) >= len(in.Targets) {
+			return health.Serving, nil
 		}
 		if time.Now().After(in.Deadline) {
-			var missing []string
-			for _, tg := range in.Targets {
-				if !slices.Contains(serving, tg.Pod) {
-					missing = append(missing, tg.Pod)
-				}
-			}
-			return serving, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("%d of %d pods serving at the deadline; not serving: %s", len(serving), len(in.Targets), strings.Join(missing, ", ")), ErrNotServing, nil)
+			return health.Serving, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("%d of %d pods serving at the deadline; not serving: %s", len(health.Serving), len(in.Targets), health.Explain()), ErrNotServing, nil)
 		}
 		if err := sleep(ctx, t.poll()); err != nil {
-			return serving, err
+			return health.Serving, err
 		}
 	}
 }

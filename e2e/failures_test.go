@@ -6,13 +6,16 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/testsuite"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/llmscaler/llmscaler/activities"
+	"github.com/llmscaler/llmscaler/config"
 	"github.com/llmscaler/llmscaler/policy"
+	"github.com/llmscaler/llmscaler/traffic"
 )
 
 // podUIDs maps the model's live pods to their UIDs.
@@ -152,4 +155,48 @@ func TestLoadReturningMidDrainCancelsTheScaleIn(t *testing.T) {
 		return len(e.groupNodes()) == 2 && e.readyPods() == 2 && e.deploymentReplicas() == 2
 	})
 	e.exportActions("load-returned")
+}
+
+// A wait for pods to serve that ends at its deadline names each pod not serving and why, in the load
+// balancer's words: not an endpoint of the Service (the real EndpointSlice controller's slices), or a target
+// failing its health checks (the emulated target group's).
+func TestAWaitForServingThatTimesOutSaysWhyEachPodIsNotServing(t *testing.T) {
+	e := newEnv(t, envOptions{aws: true, nodes: 1, replicas: 1, targetGroup: true})
+	pods, err := e.kube.CoreV1().Pods(e.ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=llm"})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("pods: %v %v", pods, err)
+	}
+	pod := pods.Items[0]
+	e.waitFor("the pod to be an endpoint", time.Minute, func() bool {
+		h, err := e.deps().LoadBalancers[config.LoadBalancerEndpoints].Serving(context.Background(),
+			traffic.Config{Namespace: e.ns, Service: "llm"}, []traffic.Target{{Pod: pod.Name}})
+		return err == nil && len(h.Serving) == 1
+	})
+	waitServing := func(in activities.TrafficInput) error {
+		var ts testsuite.WorkflowTestSuite
+		env := ts.NewTestActivityEnvironment()
+		traf := &activities.Traffic{LoadBalancers: e.deps().LoadBalancers, Poll: 200 * time.Millisecond}
+		env.RegisterActivity(traf)
+		_, err := env.ExecuteActivity(traf.WaitServing, in)
+		return err
+	}
+
+	err = waitServing(activities.TrafficInput{Mode: config.LoadBalancerEndpoints, Config: traffic.Config{Namespace: e.ns, Service: "llm"},
+		Targets: []traffic.Target{{Pod: pod.Name}, {Pod: "llm-elsewhere"}}, Deadline: time.Now().Add(time.Second)})
+	if err == nil || !strings.Contains(err.Error(), "1 of 2 pods serving at the deadline; not serving: llm-elsewhere (not an endpoint of service llm") {
+		t.Fatalf("endpoints: %v", err)
+	}
+
+	lb := e.spec.Spec.LoadBalancer
+	cfg := traffic.Config{Namespace: e.ns, TargetGroupARN: lb.TargetGroupARN, TargetType: lb.TargetType, Port: 8000}
+	targets := []traffic.Target{{Pod: pod.Name, IP: pod.Status.PodIP}, {Pod: "llm-no-such-ip", IP: "10.255.255.254"}}
+	if err := e.deps().LoadBalancers[config.LoadBalancerTargetGroup].Register(context.Background(), cfg, targets); err != nil {
+		t.Fatal(err)
+	}
+	// The target group's first check comes a second after registration: past it, the pod is healthy and the
+	// address that no pod has fails.
+	err = waitServing(activities.TrafficInput{Mode: config.LoadBalancerTargetGroup, Config: cfg, Targets: targets, Deadline: time.Now().Add(4 * time.Second)})
+	if err == nil || !strings.Contains(err.Error(), "1 of 2 pods serving at the deadline; not serving: llm-no-such-ip (unhealthy: Target.FailedHealthChecks)") {
+		t.Fatalf("target group: %v", err)
+	}
 }

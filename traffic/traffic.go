@@ -6,6 +6,7 @@ package traffic
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -33,9 +34,32 @@ type Target struct {
 type LoadBalancer interface {
 	// Register adds targets; a no-op where the platform registers them itself.
 	Register(ctx context.Context, cfg Config, targets []Target) error
-	// Serving returns the pods of targets that receive traffic now.
-	Serving(ctx context.Context, cfg Config, targets []Target) ([]string, error)
+	// Serving says which of the targets' pods receive traffic now, and why each other one does not.
+	Serving(ctx context.Context, cfg Config, targets []Target) (Health, error)
 	// Deregister takes targets out of rotation; it returns how long in-flight requests may still need (a
 	// target group's deregistration delay) before the pods can be evicted.
 	Deregister(ctx context.Context, cfg Config, targets []Target) (time.Duration, error)
+}
+
+// Health is what a load balancer says of a set of targets: the pods it sends traffic to, and for each other
+// pod why not, in its own words (a target group's state and reason), so that a scale-out that times out
+// waiting for them says what to fix.
+type Health struct {
+	Serving    []string     `json:"serving"`
+	NotServing []NotServing `json:"notServing,omitempty"`
+}
+
+// NotServing is a pod that receives no traffic, and why.
+type NotServing struct {
+	Pod string `json:"pod"`
+	Why string `json:"why"`
+}
+
+// Explain lists the pods not serving with their reasons: "a (unhealthy: Target.FailedHealthChecks), b (...)".
+func (h Health) Explain() string {
+	parts := make([]string, 0, len(h.NotServing))
+	for _, n := range h.NotServing {
+		parts = append(parts, n.Pod+" ("+n.Why+")")
+	}
+	return strings.Join(parts, ", ")
 }

@@ -32,31 +32,46 @@ func (LoadBalancer) Deregister(context.Context, traffic.Config, []traffic.Target
 	return 0, nil
 }
 
-// Serving implements traffic.LoadBalancer.
-func (l LoadBalancer) Serving(ctx context.Context, cfg traffic.Config, targets []traffic.Target) ([]string, error) {
-	want := map[string]bool{}
-	for _, t := range targets {
-		want[t.Pod] = true
-	}
+// Serving implements traffic.LoadBalancer: the pods that are ready endpoints of the Service; the others say
+// whether they are endpoints at all.
+func (l LoadBalancer) Serving(ctx context.Context, cfg traffic.Config, targets []traffic.Target) (traffic.Health, error) {
 	slices, err := l.Kube.DiscoveryV1().EndpointSlices(cfg.Namespace).List(ctx, metav1.ListOptions{
 		LabelSelector: discoveryv1.LabelServiceName + "=" + cfg.Service,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listing EndpointSlices of service %s/%s: %w", cfg.Namespace, cfg.Service, err)
+		return traffic.Health{}, fmt.Errorf("listing EndpointSlices of service %s/%s: %w", cfg.Namespace, cfg.Service, err)
 	}
-	seen := map[string]bool{}
-	var serving []string
+	// A pod may be in more than one slice (one per address type): ready in any is ready.
+	ready, terminating, listed := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, s := range slices.Items {
 		for _, ep := range s.Endpoints {
-			if ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" || !want[ep.TargetRef.Name] || seen[ep.TargetRef.Name] {
+			if ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" {
 				continue
 			}
+			name := ep.TargetRef.Name
+			listed[name] = true
 			// A nil ready condition means ready (discovery/v1).
 			if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
-				seen[ep.TargetRef.Name] = true
-				serving = append(serving, ep.TargetRef.Name)
+				ready[name] = true
+			}
+			if ep.Conditions.Terminating != nil && *ep.Conditions.Terminating {
+				terminating[name] = true
 			}
 		}
 	}
-	return serving, nil
+	var res traffic.Health
+	for _, t := range targets {
+		switch {
+		case ready[t.Pod]:
+			res.Serving = append(res.Serving, t.Pod)
+		case terminating[t.Pod]:
+			res.NotServing = append(res.NotServing, traffic.NotServing{Pod: t.Pod, Why: "endpoint terminating"})
+		case listed[t.Pod]:
+			res.NotServing = append(res.NotServing, traffic.NotServing{Pod: t.Pod, Why: "endpoint not ready"})
+		default:
+			res.NotServing = append(res.NotServing, traffic.NotServing{Pod: t.Pod,
+				Why: fmt.Sprintf("not an endpoint of service %s: does its selector match the pod's labels?", cfg.Service)})
+		}
+	}
+	return res, nil
 }

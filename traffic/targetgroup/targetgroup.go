@@ -38,10 +38,9 @@ var _ traffic.LoadBalancer = LoadBalancer{}
 const defaultDeregistrationDelay = 300 * time.Second
 
 // descriptions turns pods into targets: their IPs (ip) or their nodes' instances (instance), each with the
-// configured port or the pod's; each pod's key maps back from "id:port".
-func descriptions(cfg traffic.Config, targets []traffic.Target) ([]types.TargetDescription, map[string][]string, error) {
-	var out []types.TargetDescription
-	pods := map[string][]string{}
+// configured port or the pod's, once each; keys are each pod's target as "id:port", in the pods' order.
+func descriptions(cfg traffic.Config, targets []traffic.Target) (descs []types.TargetDescription, keys []string, err error) {
+	seen := map[string]bool{}
 	for _, t := range targets {
 		id, what := t.IP, "IP"
 		if cfg.TargetType == "instance" {
@@ -57,14 +56,17 @@ func descriptions(cfg traffic.Config, targets []traffic.Target) ([]types.TargetD
 		if port == 0 {
 			return nil, nil, cloudapi.Errorf(cloudapi.Invalid, "pod %s has no container port: set spec.loadBalancer.port", t.Pod)
 		}
-		key := id + ":" + strconv.Itoa(int(port))
-		if _, dup := pods[key]; !dup {
-			out = append(out, types.TargetDescription{Id: aws.String(id), Port: aws.Int32(port)})
+		key := targetKey(aws.String(id), aws.Int32(port))
+		if !seen[key] {
+			seen[key] = true
+			descs = append(descs, types.TargetDescription{Id: aws.String(id), Port: aws.Int32(port)})
 		}
-		pods[key] = append(pods[key], t.Pod)
+		keys = append(keys, key)
 	}
-	return out, pods, nil
+	return descs, keys, nil
 }
+
+func targetKey(id *string, port *int32) string { return aws.ToString(id) + ":" + strconv.Itoa(int(aws.ToInt32(port))) }
 
 // Register implements traffic.LoadBalancer.
 func (l LoadBalancer) Register(ctx context.Context, cfg traffic.Config, targets []traffic.Target) error {
@@ -83,11 +85,13 @@ func (l LoadBalancer) Register(ctx context.Context, cfg traffic.Config, targets 
 	return nil
 }
 
-// Serving implements traffic.LoadBalancer: the pods whose targets are healthy.
-func (l LoadBalancer) Serving(ctx context.Context, cfg traffic.Config, targets []traffic.Target) ([]string, error) {
-	descs, pods, err := descriptions(cfg, targets)
+// Serving implements traffic.LoadBalancer: the pods whose targets are healthy; the others with their
+// targets' state and reason ("unhealthy: Target.ResponseCodeMismatch: Health checks failed with these codes:
+// [404]").
+func (l LoadBalancer) Serving(ctx context.Context, cfg traffic.Config, targets []traffic.Target) (traffic.Health, error) {
+	descs, keys, err := descriptions(cfg, targets)
 	if err != nil || len(descs) == 0 {
-		return nil, err
+		return traffic.Health{}, err
 	}
 	out, err := l.API.DescribeTargetHealth(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: aws.String(cfg.TargetGroupARN), Targets: descs})
 	if e, ok := cloudapi.FromAWS(err).(*cloudapi.Error); ok && e.Code == "InvalidTarget" {
@@ -96,16 +100,34 @@ func (l LoadBalancer) Serving(ctx context.Context, cfg traffic.Config, targets [
 		out, err = l.API.DescribeTargetHealth(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: aws.String(cfg.TargetGroupARN)})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading target health in %s: %w", cfg.TargetGroupARN, cloudapi.FromAWS(err))
+		return traffic.Health{}, fmt.Errorf("reading target health in %s: %w", cfg.TargetGroupARN, cloudapi.FromAWS(err))
 	}
-	var serving []string
+	health := map[string]*types.TargetHealth{}
 	for _, h := range out.TargetHealthDescriptions {
-		if h.Target == nil || h.TargetHealth == nil || h.TargetHealth.State != types.TargetHealthStateEnumHealthy {
-			continue
+		if h.Target != nil && h.TargetHealth != nil {
+			health[targetKey(h.Target.Id, h.Target.Port)] = h.TargetHealth
 		}
-		serving = append(serving, pods[aws.ToString(h.Target.Id)+":"+strconv.Itoa(int(aws.ToInt32(h.Target.Port)))]...)
 	}
-	return serving, nil
+	var res traffic.Health
+	for i, t := range targets {
+		h := health[keys[i]]
+		switch {
+		case h == nil:
+			res.NotServing = append(res.NotServing, traffic.NotServing{Pod: t.Pod, Why: "not a target of the group: gone, or never registered"})
+		case h.State == types.TargetHealthStateEnumHealthy:
+			res.Serving = append(res.Serving, t.Pod)
+		default:
+			why := string(h.State)
+			if h.Reason != "" {
+				why += ": " + string(h.Reason)
+			}
+			if d := aws.ToString(h.Description); d != "" {
+				why += ": " + d
+			}
+			res.NotServing = append(res.NotServing, traffic.NotServing{Pod: t.Pod, Why: why})
+		}
+	}
+	return res, nil
 }
 
 // Deregister implements traffic.LoadBalancer: it deregisters the targets and returns the target group's

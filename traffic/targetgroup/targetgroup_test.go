@@ -52,24 +52,25 @@ func TestRegisterWaitHealthyDeregister(t *testing.T) {
 	if err := lb.Register(ctx, tc, targets); err != nil {
 		t.Fatal(err)
 	}
-	serving, err := lb.Serving(ctx, tc, targets)
-	if err != nil || len(serving) != 0 {
-		t.Fatalf("serving right after registration: %v %v, want none (initial)", serving, err)
+	health, err := lb.Serving(ctx, tc, targets)
+	if err != nil || len(health.Serving) != 0 || !strings.Contains(health.Explain(), "a (initial: Elb.RegistrationInProgress)") {
+		t.Fatalf("serving right after registration: %+v %v, want none (initial)", health, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(serving) < 2 && time.Now().Before(deadline) {
+	for len(health.Serving) < 2 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
-		serving, _ = lb.Serving(ctx, tc, targets)
+		health, _ = lb.Serving(ctx, tc, targets)
 	}
-	if strings.Join(serving, ",") != "a,b" {
-		t.Fatalf("serving %v, want a and b (c has no Ready pod)", serving)
+	if strings.Join(health.Serving, ",") != "a,b" || health.Explain() != "c (unhealthy: Target.FailedHealthChecks)" {
+		t.Fatalf("serving %+v, want a and b, and c failing its health checks (no Ready pod)", health)
 	}
 	delay, err := lb.Deregister(ctx, tc, targets[:1])
 	if err != nil || delay != 7*time.Second {
 		t.Fatalf("deregister: delay %s, %v; want the target group's 7s", delay, err)
 	}
-	if serving, _ := lb.Serving(ctx, tc, targets); strings.Join(serving, ",") != "b" {
-		t.Fatalf("serving after deregistering a: %v", serving)
+	if health, _ := lb.Serving(ctx, tc, targets); strings.Join(health.Serving, ",") != "b" ||
+		!strings.HasPrefix(health.Explain(), "a (draining: Target.DeregistrationInProgress)") {
+		t.Fatalf("serving after deregistering a: %+v", health)
 	}
 	_, err = lb.Serving(ctx, traffic.Config{TargetGroupARN: arn + "x", TargetType: "ip"}, targets)
 	if cloudapi.KindOf(err) != cloudapi.NotFound || !strings.Contains(err.Error(), "TargetGroupNotFound") {
@@ -112,9 +113,10 @@ func TestInstanceTargetsThatAreGoneOrNotRunningYet(t *testing.T) {
 	api := &scriptedELB{}
 	lb := targetgroup.LoadBalancer{API: api}
 	cfg := traffic.Config{TargetGroupARN: "arn:tg", TargetType: "instance", Port: 8000}
-	serving, err := lb.Serving(context.Background(), cfg, []traffic.Target{{Pod: "a", InstanceID: "i-ok"}, {Pod: "b", InstanceID: "i-gone"}})
-	if err != nil || strings.Join(serving, ",") != "a" || len(api.asked) != 2 || len(api.asked[1]) != 0 {
-		t.Fatalf("serving %v (%v), asked %v: want a, from the group's targets after the refusal", serving, err, api.asked)
+	health, err := lb.Serving(context.Background(), cfg, []traffic.Target{{Pod: "a", InstanceID: "i-ok"}, {Pod: "b", InstanceID: "i-gone"}})
+	if err != nil || strings.Join(health.Serving, ",") != "a" || len(api.asked) != 2 || len(api.asked[1]) != 0 ||
+		health.Explain() != "b (not a target of the group: gone, or never registered)" {
+		t.Fatalf("serving %+v (%v), asked %v: want a, from the group's targets after the refusal, and b gone", health, err, api.asked)
 	}
 	err = lb.Register(context.Background(), cfg, []traffic.Target{{Pod: "c", InstanceID: "i-new"}})
 	if err == nil || cloudapi.KindOf(err) == cloudapi.Invalid || !strings.Contains(err.Error(), "not in a running state") {
