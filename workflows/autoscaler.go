@@ -70,6 +70,9 @@ func Autoscaler(ctx workflow.Context, in AutoscalerInput) error {
 		a.c = *in.Carried
 	}
 	a.c.Runs++
+	// Runs older than the marker let an evaluate-now or an override that arrived during an evaluation be
+	// answered by it, from an observation older than the request, and not evaluated again.
+	a.freshAnswers = workflow.GetVersion(ctx, "requests-during-evaluation-evaluate-again", workflow.DefaultVersion, 1) >= 1
 	if err := a.registerHandlers(ctx); err != nil {
 		return err
 	}
@@ -87,12 +90,17 @@ func Autoscaler(ctx workflow.Context, in AutoscalerInput) error {
 }
 
 type autoscaler struct {
-	spec    config.ModelSpec
-	c       Carried
-	child   *runningChild
-	wake    workflow.Channel
-	evalReq int
-	lastObs *policy.Observation
+	spec  config.ModelSpec
+	c     Carried
+	child *runningChild
+	wake  workflow.Channel
+	// evalReq counts the requests for an evaluation (evaluate-now, overrides) not yet answered by one;
+	// evaluating is set while an evaluation runs, and freshAnswers is the version of this run: requests that
+	// arrive meanwhile wait for the next evaluation, which observes after them.
+	evalReq      int
+	evaluating   bool
+	freshAnswers bool
+	lastObs      *policy.Observation
 	// lastInputState is the policy state the last evaluation started from (the snapshot's state);
 	// lastLead and lastWaiting its lead time inputs.
 	lastInputState        policy.State
@@ -132,6 +140,12 @@ func (a *autoscaler) waitForTick(ctx workflow.Context) {
 		drainNow = false
 	}
 	if a.evalReq > 0 || drainNow {
+		if a.freshAnswers {
+			// The wakes of the requests this evaluation answers: left in the channel, each would make
+			// the wait after it return at once, for an evaluation nobody asked for.
+			for a.wake.ReceiveAsync(nil) {
+			}
+		}
 		return
 	}
 	interval := a.spec.Spec.EvaluationInterval.D()
@@ -227,9 +241,16 @@ func (a *autoscaler) observeInput(spec config.ModelSpec) activities.ObserveInput
 
 // evaluate is one period: observe, decide, act, record, publish.
 func (a *autoscaler) evaluate(ctx workflow.Context) {
+	answered := a.evalReq
+	a.evaluating = true
 	defer func() {
 		a.c.Evaluations++
-		a.evalReq = 0
+		a.evaluating = false
+		if a.freshAnswers {
+			a.evalReq -= answered
+		} else {
+			a.evalReq = 0
+		}
 	}()
 	now := workflow.Now(ctx)
 	spec := a.effectiveSpec()

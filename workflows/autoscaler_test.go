@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -275,5 +276,52 @@ func TestOverridesAndBoundsCannotContradictEachOther(t *testing.T) {
 		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
 			t.Errorf("%s: %v, want %q", name, err, want)
 		}
+	}
+}
+
+// An evaluate-now that arrives while an evaluation observes is answered by the next evaluation, from an
+// observation made after the request (the one under way observed before it), and that one evaluation
+// answers it: the next comes at the tick.
+func TestEvaluateNowDuringAnEvaluationIsAnsweredFromALaterObservation(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(workflows.Autoscaler, workflow.RegisterOptions{Name: workflows.AutoscalerWorkflowName})
+	env.RegisterActivity(&activities.Observer{})
+	var o *activities.Observer
+	var observed []time.Time // written by the observation, read after it by the workflow's callbacks
+	var mu sync.Mutex
+	env.OnActivity(o.Observe, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, _ activities.ObserveInput) (policy.Observation, error) {
+			mu.Lock()
+			observed = append(observed, env.Now())
+			first := len(observed) == 1
+			mu.Unlock()
+			if first {
+				time.Sleep(300 * time.Millisecond) // the request arrives meanwhile
+			}
+			return steady(env.Now()), nil
+		})
+	interval := testSpec().Spec.EvaluationInterval.D()
+	var asked time.Time
+	var answer *policy.Decision
+	env.RegisterDelayedCallback(func() {
+		asked = env.Now()
+		env.UpdateWorkflow(workflows.UpdateEvaluateNow, "now", &testsuite.TestUpdateCallback{OnReject: func(error) {}, OnAccept: func() {},
+			OnComplete: func(v any, err error) {
+				if d, ok := v.(policy.Decision); ok && err == nil {
+					answer = &d
+				}
+			}})
+	}, interval+time.Millisecond)
+	env.RegisterDelayedCallback(env.CancelWorkflow, interval*3+interval/2)
+	env.ExecuteWorkflow(workflows.AutoscalerWorkflowName, workflows.AutoscalerInput{Spec: testSpec()})
+	mu.Lock()
+	defer mu.Unlock()
+	if answer == nil || len(observed) < 2 || !observed[0].Before(asked) || answer.Time.Before(asked) {
+		t.Fatalf("asked at %s, answered %+v; observations %v: want an answer observed after the ask", asked, answer, observed)
+	}
+	// The first observation at the first tick, the answer's at once, then the ticks: no evaluation between.
+	if len(observed) != 4 || observed[2].Sub(observed[1]) < interval-time.Millisecond {
+		t.Fatalf("observations at %v: want one more at the ask, then one each %s", observed, interval)
 	}
 }

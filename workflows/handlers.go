@@ -60,6 +60,9 @@ func (a *autoscaler) registerHandlers(ctx workflow.Context) error {
 	}
 	return workflow.SetUpdateHandler(ctx, UpdateEvaluateNow, func(ctx workflow.Context) (policy.Decision, error) {
 		seq := a.c.Evaluations
+		if a.freshAnswers && a.evaluating {
+			seq++ // the evaluation under way observed before the request: the next one answers it
+		}
 		a.evalReq++
 		a.wake.SendAsync(struct{}{})
 		if err := workflow.Await(ctx, func() bool { return a.c.Evaluations > seq }); err != nil {

@@ -12,39 +12,43 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/llmscaler/llmscaler/activities"
+	"github.com/llmscaler/llmscaler/config"
 	"github.com/llmscaler/llmscaler/internal/testbed"
 	"github.com/llmscaler/llmscaler/policy"
 	"github.com/llmscaler/llmscaler/workflows"
 )
 
-// A scale-out outlives `model stop` (it finishes what it launched). Started again at once, the model's new
-// autoscaler numbers its sagas from 1 again: its first scale-out must not be refused because the stopped
-// autoscaler's first one, with the same number, still runs. On the real server, which enforces the names.
-func TestAutoscalerStartedAgainDoesNotCollideWithTheStoppedOnesScaleOut(t *testing.T) {
-	testbed.Shared(t)
+// runAutoscalerWithFakes runs a worker on its own task queue with the real Autoscaler workflow, observe as its
+// Observe, and a scale-out that runs until it is terminated, as one waiting for its nodes would.
+func runAutoscalerWithFakes(t *testing.T, observe func(context.Context, activities.ObserveInput) (policy.Observation, error)) (string, config.ModelSpec) {
 	tc := testbed.TemporalClient(t)
 	taskQueue := testbed.TaskQueue(t)
-	spec := scaleModelSpec(t, testbed.Namespace(t), 0, time.Second, 2)
-
-	// The real autoscaler; an observation at four times the target (it scales out at once); a scale-out
-	// that runs until it is terminated, as one waiting for its nodes would.
 	w := sdkworker.New(tc, taskQueue, sdkworker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.Autoscaler, workflow.RegisterOptions{Name: workflows.AutoscalerWorkflowName})
 	w.RegisterWorkflowWithOptions(func(ctx workflow.Context, _ workflows.ScaleOutInput) (workflows.ScaleResult, error) {
 		return workflows.ScaleResult{}, workflow.Await(ctx, func() bool { return false })
 	}, workflow.RegisterOptions{Name: workflows.ScaleOutWorkflowName})
-	w.RegisterActivityWithOptions(func(_ context.Context, in activities.ObserveInput) (policy.Observation, error) {
+	w.RegisterActivityWithOptions(observe, activity.RegisterOptions{Name: observeActivityName})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return taskQueue, scaleModelSpec(t, testbed.Namespace(t), 0, time.Second, 2)
+}
+
+// A scale-out outlives `model stop` (it finishes what it launched). Started again at once, the model's new
+// autoscaler numbers its sagas from 1 again: its first scale-out must not be refused because the stopped
+// autoscaler's first one, with the same number, still runs. On the real server, which enforces the names.
+func TestAutoscalerStartedAgainDoesNotCollideWithTheStoppedOnesScaleOut(t *testing.T) {
+	tc := testbed.TemporalClient(t)
+	// An observation at four times the target: it scales out at once.
+	taskQueue, spec := runAutoscalerWithFakes(t, func(_ context.Context, in activities.ObserveInput) (policy.Observation, error) {
 		o := steadyObservation(time.Now(), in, 2)
 		for i := range o.Metrics[0].Pods {
 			o.Metrics[0].Pods[i].Value = 20
 		}
 		return o, nil
-	}, activity.RegisterOptions{Name: observeActivityName})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-
+	})
 	var sagas []string
 	t.Cleanup(func() {
 		for _, id := range sagas {
